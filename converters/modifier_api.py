@@ -1,0 +1,103 @@
+"""Seed 000's Modifier API: ``GraphConverter([modifiers]).convert(y)``.
+
+Each modifier is a thin, named bundle of passes; ``GraphConverter`` runs all of them through
+the rewrite engine in order. A modifier keeps only what the seed API exposes after a
+conversion (``ChannelLastModifier.inputs_cl``); nothing carries into the next conversion.
+"""
+from . import bn_fold, layout
+from .rewrite import run_passes
+
+__all__ = [
+    "GraphConverter", "Modifier", "BatchNormalizationFoldingModifier",
+    "BatchNormalizationSelfFoldingModifier", "ChannelLastModifier", "ChannelFirstModifier",
+]
+
+
+class Modifier:
+    """A named list of passes. Subclasses build ``self._passes`` in ``__init__``."""
+
+    _passes = ()
+
+    def passes(self):
+        return list(self._passes)
+
+    def after_convert(self, result):
+        """Called with the :class:`~converters.rewrite.Rewrite` once the conversion is done."""
+
+    def __repr__(self):
+        return "{}()".format(type(self).__name__)
+
+
+def _flatten(modifiers):
+    for m in modifiers:
+        if isinstance(m, (list, tuple)):
+            yield from _flatten(m)
+        elif isinstance(m, Modifier):
+            yield m
+        else:
+            raise TypeError("GraphConverter takes Modifier objects; got {!r}".format(m))
+
+
+class GraphConverter:
+    """Convert a graph with the given modifiers.
+
+    Args:
+        modifiers: modifiers (nested lists are flattened), applied in order.
+        params: ``{name: Variable}`` naming the graph's parameters (default: global scope).
+        context: NNabla context for the new functions (default: the current one).
+    """
+
+    def __init__(self, modifiers=(), params=None, context=None):
+        self._modifiers = list(_flatten(modifiers))
+        self._params = params
+        self._context = context
+        self.last_result = None
+
+    def convert(self, outputs):
+        """Returns the converted output(s), a Variable or a list as given."""
+        passes = [p for m in self._modifiers for p in m.passes()]
+        result = run_passes(passes, outputs, params=self._params, context=self._context)
+        for m in self._modifiers:
+            m.after_convert(result)
+        self.last_result = result
+        return result.outputs[0] if result.single else result.outputs
+
+
+class BatchNormalizationFoldingModifier(Modifier):
+    """Fold BatchNormalization into the preceding Convolution/Deconvolution/Affine
+    (or, with ``opposite=True``, into the following one where that is exact)."""
+
+    def __init__(self, opposite=False, channel_last=False):
+        self._passes = [bn_fold.FoldBatchNorm(opposite=opposite, channel_last=channel_last)]
+
+
+class BatchNormalizationSelfFoldingModifier(Modifier):
+    """Replace each inference BatchNormalization by one per-channel scale-and-shift."""
+
+    def __init__(self, channel_last=False):
+        self._passes = [bn_fold.LinearizeBatchNorm(channel_last=channel_last)]
+
+
+class ChannelLastModifier(Modifier):
+    """NCHW -> NHWC. After ``convert``, ``inputs_cl[i]`` is the channel-last variable to feed
+    in place of ``inputs[i]``."""
+
+    def __init__(self, inputs, inputs_cl=None):
+        self._inputs = list(inputs)
+        self._passes = [layout.ToChannelLast(self._inputs, inputs_cl=inputs_cl)]
+        self.inputs_cl = None
+
+    def after_convert(self, result):
+        self.inputs_cl = [result.input_map.get(x, x) for x in self._inputs]
+
+
+class ChannelFirstModifier(Modifier):
+    """NHWC -> NCHW, the opposite of :class:`ChannelLastModifier`; ``inputs_cf`` likewise."""
+
+    def __init__(self, inputs, inputs_cf=None):
+        self._inputs = list(inputs)
+        self._passes = [layout.ToChannelFirst(self._inputs, inputs_cf=inputs_cf)]
+        self.inputs_cf = None
+
+    def after_convert(self, result):
+        self.inputs_cf = [result.input_map.get(x, x) for x in self._inputs]

@@ -1,0 +1,173 @@
+"""The rewrite engine: rebuild a graph function by function from an old->new variable map.
+
+A pass is configuration plus two hooks. ``plan(view)`` looks at the whole read-only graph
+first (guards, matches, reasons to decline); ``rewrite(f, inputs, b, plan)`` is then asked,
+for every function in topological order, what the new graph computes in its place:
+
+- return ``None``: copy ``f`` onto its new inputs;
+- return a Variable (or a sequence, one per output of ``f``): those stand for its outputs,
+  which also drops ``f`` when they are existing variables such as ``inputs[0]``.
+
+Nothing is shared with the original graph except its leaves (graph inputs and parameters
+that the pass leaves alone), so the original graph, its parameter values and NNabla's
+global parameter scope are never changed. Parameters a pass creates (folded weights,
+transposed kernels) belong to the result, not to the global scope, which is why converting
+again after the weights changed can never pick up stale values by name.
+"""
+from collections import Counter, namedtuple
+
+import nnabla as nn
+import nnabla.function as _functions
+import nnabla.parameter
+
+from .graph_view import GraphView, all_parameters
+
+__all__ = ["GraphPass", "Builder", "Rewrite", "Event", "rebuild", "run_passes", "call_function"]
+
+Event = namedtuple("Event", "function action reason")
+
+
+def call_function(type_name, inputs, args, n_outputs=1, context=None):
+    """Create an NNabla function of ``type_name`` with ``args`` on ``inputs``; returns a list."""
+    try:
+        cls = getattr(_functions, type_name)
+    except AttributeError:
+        raise ValueError("NNabla has no function named {!r}".format(type_name)) from None
+    ctx = context if context is not None else nn.get_current_context()
+    out = cls(ctx, **args)(*inputs, n_outputs=n_outputs, auto_forward=False)
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+class Builder:
+    """What a pass uses to build the new graph; one per rebuild."""
+
+    def __init__(self, view, context, taken_names=()):
+        self.view = view
+        self.context = context
+        self._taken = set(taken_names)
+        self._map = {}
+        self.new_parameters = {}
+        self.events = []
+
+    # --- variables -------------------------------------------------------------------
+    def new(self, v):
+        """The new graph's variable for the original ``v`` (leaves map to themselves)."""
+        return self._map.get(v, v)
+
+    def bind(self, old, new):
+        self._map[old] = new
+
+    # --- functions -------------------------------------------------------------------
+    def call(self, type_name, inputs, args, n_outputs=1):
+        return call_function(type_name, inputs, args, n_outputs, self.context)
+
+    def copy(self, f, inputs):
+        return self.call(f.info.type_name, inputs, f.info.args, len(f.outputs))
+
+    def parameter(self, like, array, suffix, need_grad=None):
+        """A new parameter holding ``array``, named after the parameter it derives from."""
+        base = self.view.param_name(like) if like is not None else None
+        name = "{}/{}".format(base or "param", suffix)
+        while name in self.new_parameters or name in self._taken:  # e.g. a shared weight folded twice
+            name += "_"
+        var = nn.Variable.from_numpy_array(array, need_grad=(
+            like.need_grad if need_grad is None and like is not None else bool(need_grad)))
+        self.new_parameters[name] = var
+        return var
+
+    # --- the record ------------------------------------------------------------------
+    def note(self, f, action, reason=""):
+        """Record what happened to ``f``; ``action`` is e.g. folded, removed, kept, replaced."""
+        self.events.append(Event(self.view.describe(f), action, reason))
+
+
+class Rewrite:
+    """The result of running passes: the new outputs and what happened on the way."""
+
+    def __init__(self, outputs, input_map, new_parameters, events, single=False):
+        self.single = single  # the user passed one Variable, not a list
+        self.outputs = list(outputs)
+        self.input_map = dict(input_map)
+        self.new_parameters = dict(new_parameters)
+        self.events = list(events)
+
+    @property
+    def counts(self):
+        return Counter(e.action for e in self.events)
+
+    def reasons(self, action="kept"):
+        return [e for e in self.events if e.action == action]
+
+    def register(self, scope, overwrite=False):
+        """Put the new parameters into NNabla's global scope under ``scope`` (the user asks)."""
+        if not scope or not isinstance(scope, str):
+            raise ValueError("register() needs a non-empty scope name, got {!r}".format(scope))
+        with nn.parameter_scope(scope):
+            existing = nn.get_parameters(grad_only=False)
+            clash = sorted(k for k in self.new_parameters if k in existing)
+            if clash and not overwrite:
+                raise ValueError("parameters already exist under scope {!r}: {}; pass "
+                                 "overwrite=True to replace them".format(scope, ", ".join(clash[:5])))
+            for name, var in self.new_parameters.items():
+                nnabla.parameter.set_parameter(name, var)
+
+
+class GraphPass:
+    """Base of every pass. Subclasses hold configuration only: no state survives a run."""
+
+    name = "pass"
+
+    def plan(self, view):
+        """Look at the whole graph before rebuilding; whatever is returned reaches rewrite()."""
+        return None
+
+    def rewrite(self, f, inputs, b, plan):
+        return None
+
+    def input_map(self, view, b, plan):
+        """Replace graph inputs before the walk (e.g. channel-last inputs): {old: new}."""
+        return {}
+
+    def __call__(self, outputs, params=None, context=None):
+        return run_passes([self], outputs, params=params, context=context)
+
+
+def rebuild(view, graph_pass, context=None, taken_names=()):
+    """Run one pass over ``view``; returns (new outputs, builder, replaced inputs)."""
+    b = Builder(view, context, taken_names)
+    plan = graph_pass.plan(view)
+    replaced_inputs = graph_pass.input_map(view, b, plan)
+    for old, new in replaced_inputs.items():
+        b.bind(old, new)
+    for f in view.functions:
+        inputs = [b.new(v) for v in f.inputs]
+        out = graph_pass.rewrite(f, inputs, b, plan)
+        if out is None:
+            out = b.copy(f, inputs)
+        elif isinstance(out, nn.Variable):
+            out = [out]
+        if len(out) != len(f.outputs):
+            raise RuntimeError("pass {} gave {} outputs for {} which has {}".format(
+                graph_pass.name, len(out), view.describe(f), len(f.outputs)))
+        for old, new in zip(f.outputs, out):
+            b.bind(old, new)
+    return [b.new(o) for o in view.outputs], b, replaced_inputs
+
+
+def run_passes(passes, outputs, params=None, context=None):
+    """Apply passes in order, each on the previous one's result; returns a :class:`Rewrite`."""
+    single = isinstance(outputs, nn.Variable)
+    names = dict(all_parameters() if params is None else params)
+    input_map, new_params, events = {}, {}, []
+    # Never list() a Variable: NNabla's __getitem__ would slice it element by element.
+    current = [outputs] if single else list(outputs)
+    for graph_pass in passes:
+        view = GraphView(current, names)
+        current, b, replaced = rebuild(view, graph_pass, context, taken_names=names)
+        for old, new in replaced.items():  # chain: original input -> latest replacement
+            origin = next((k for k, v in input_map.items() if v is old), old)
+            input_map[origin] = new
+        new_params.update(b.new_parameters)
+        names.update(b.new_parameters)
+        events.extend(b.events)
+    return Rewrite(current, input_map, new_params, events, single=single)

@@ -1,0 +1,179 @@
+"""The model registry: names, ``package.module:builder`` specs and ``.nnp`` paths -> Models.
+
+There is no module-level registry. ``@gcverify.model`` only marks a builder function; the
+plugin collects marked builders from conftest modules into the session's registry, and a
+``module:builder`` spec is imported on demand. Every build runs inside a private parameter
+scope, so building models never touches NNabla's global parameter scope.
+"""
+import importlib
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import nnabla as nn
+import numpy as np
+
+__all__ = ["Model", "ModelSpec", "ModelRegistry", "model", "UnknownModelError"]
+
+MARK = "__gcverify_model__"
+
+
+class UnknownModelError(LookupError):
+    pass
+
+
+@dataclass
+class Model:
+    """A built network with its seeded input data.
+
+    ``tolerance`` maps a converter name (or ``"*"``) to overrides such as
+    ``{"atol": 1e-4, "rtol": 1e-3}``; the converter's own expectation applies otherwise.
+    """
+
+    name: str
+    inputs: List[nn.Variable]
+    outputs: List[nn.Variable]
+    input_data: List[np.ndarray]
+    params: Dict[str, nn.Variable] = field(default_factory=dict)
+    tolerance: Dict[str, dict] = field(default_factory=dict)
+    description: str = ""
+
+    def feed(self, inputs=None):
+        """Put the seeded input data into ``inputs`` (default: the model's own inputs)."""
+        for x, d in zip(inputs if inputs is not None else self.inputs, self.input_data):
+            x.d = d
+
+    def forward(self, outputs=None):
+        """Forward the (given or own) outputs on the model's inputs; returns numpy copies."""
+        outputs = list(outputs if outputs is not None else self.outputs)
+        self.feed()
+        nn.forward_all(outputs, clear_no_need_grad=True)
+        return [o.d.copy() for o in outputs]
+
+    def tolerance_for(self, converter):
+        merged = dict(self.tolerance.get("*", {}))
+        merged.update(self.tolerance.get(converter, {}))
+        return merged
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registry entry: how to build a model, and whether it is in the default matrix."""
+
+    name: str
+    builder: Callable[..., object]
+    description: str = ""
+    default: bool = False
+    tolerance: Optional[dict] = None
+
+    def build(self, seed=0):
+        scope = OrderedDict()
+        with nn.parameter_scope("", scope):
+            built = _call_builder(self.builder, seed)
+        with nn.parameter_scope("", scope):
+            params = nn.get_parameters(grad_only=False)
+        if isinstance(built, Model):
+            built.params = built.params or params
+            built.tolerance = {**(self.tolerance or {}), **built.tolerance}
+            return built
+        try:
+            inputs, outputs = built
+        except (TypeError, ValueError):
+            raise TypeError("model builder {!r} must return a gcverify.Model or an "
+                            "(inputs, outputs) pair, not {!r}".format(self.name, type(built).__name__))
+        inputs, outputs = _listify(inputs), _listify(outputs)
+        rng = np.random.RandomState(seed)
+        data = [rng.normal(0.0, 1.0, x.shape).astype(np.float32) for x in inputs]
+        return Model(self.name, inputs, outputs, data, params, dict(self.tolerance or {}),
+                     self.description)
+
+
+def _call_builder(builder, seed):
+    try:
+        return builder(seed=seed)
+    except TypeError as e:
+        if "seed" not in str(e):
+            raise
+        return builder()
+
+
+def _listify(v):
+    return [v] if isinstance(v, nn.Variable) else list(v)
+
+
+def model(name=None, *, description="", default=False, tolerance=None):
+    """Mark a builder function as a gcverify model (collected from conftest.py files).
+
+    The builder takes an optional ``seed`` and returns a :class:`Model` or ``(inputs, outputs)``.
+    """
+    def mark(fn):
+        setattr(fn, MARK, ModelSpec(name or fn.__name__, fn, description or (fn.__doc__ or "").strip(),
+                                    default, tolerance))
+        return fn
+    return mark
+
+
+class ModelRegistry:
+    """Known models of one session; resolves names, ``module:builder`` specs and ``.nnp`` paths."""
+
+    def __init__(self, specs=()):
+        self._specs = OrderedDict()
+        for spec in specs:
+            self.add(spec)
+
+    @classmethod
+    def with_zoo(cls):
+        from .zoo import ZOO
+        return cls(ZOO)
+
+    def add(self, spec):
+        if not isinstance(spec, ModelSpec):
+            spec = getattr(spec, MARK, None) or ModelSpec(spec.__name__, spec)
+        if spec.name in self._specs and self._specs[spec.name].builder is not spec.builder:
+            raise ValueError("two different models are registered as {!r}".format(spec.name))
+        self._specs[spec.name] = spec
+        return spec
+
+    def add_marked(self, namespace):
+        """Add every builder marked with ``@gcverify.model`` found in a module or dict."""
+        items = vars(namespace).values() if not isinstance(namespace, dict) else namespace.values()
+        return [self.add(getattr(v, MARK)) for v in list(items) if hasattr(v, MARK)]
+
+    def names(self):
+        return list(self._specs)
+
+    def default_names(self):
+        return [n for n, s in self._specs.items() if s.default]
+
+    def resolve(self, token):
+        token = token.strip()
+        if token in self._specs:
+            return self._specs[token]
+        if token.endswith(".nnp"):
+            from .zoo.nnp import nnp_spec
+            if not os.path.isfile(token):
+                raise UnknownModelError("no .nnp file at {!r}".format(token))
+            return nnp_spec(token)
+        if ":" in token:
+            return _import_spec(token)
+        raise UnknownModelError("unknown model {!r}; known models: {} (or give package.module:builder "
+                                "or a path to an .nnp file)".format(token, ", ".join(self.names())))
+
+    def build(self, token, seed=0):
+        return self.resolve(token).build(seed=seed)
+
+
+def _import_spec(token):
+    module_name, _, attr = token.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise UnknownModelError("cannot import {!r} for model spec {!r}: {}".format(
+            module_name, token, e)) from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise UnknownModelError("model spec {!r}: module {!r} has no callable {!r}".format(
+            token, module_name, attr))
+    spec = getattr(fn, MARK, None)
+    return spec if spec is not None else ModelSpec(token, fn)

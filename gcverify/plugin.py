@@ -1,0 +1,1 @@
+"""pytest plugin entry point (wired up in the plugin issue)."""
