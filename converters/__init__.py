@@ -17,3 +17,6 @@ from .rewrite import GraphPass, Rewrite, run_passes
 
 __all__ = ["GraphView", "histogram_diff", "GraphPass", "Rewrite", "run_passes"]
 __all__ += _modifier_all + _converter_all
+from .quant_api import *  # noqa: F401,F403,E402  (fixed point, statistics, QDQ, low rank)
+from .quant_api import __all__ as _quant_all  # noqa: E402
+__all__ += _quant_all

@@ -19,6 +19,7 @@ from collections import Counter, namedtuple
 import nnabla as nn
 import nnabla.function as _functions
 import nnabla.parameter
+import numpy as np
 
 from .graph_view import GraphView, all_parameters
 
@@ -57,6 +58,10 @@ class Builder:
     def bind(self, old, new):
         self._map[old] = new
 
+    def mapping(self):
+        """A copy of the old->new variable map built so far."""
+        return dict(self._map)
+
     # --- functions -------------------------------------------------------------------
     def call(self, type_name, inputs, args, n_outputs=1):
         return call_function(type_name, inputs, args, n_outputs, self.context)
@@ -66,14 +71,26 @@ class Builder:
 
     def parameter(self, like, array, suffix, need_grad=None):
         """A new parameter holding ``array``, named after the parameter it derives from."""
+        array = np.asarray(array)
+        var, buffer = self.parameter_buffer(like, array.shape, suffix, need_grad, array.dtype)
+        buffer[...] = array
+        return var
+
+    def parameter_buffer(self, like, shape, suffix, need_grad=None, dtype=np.float32):
+        """A new parameter of ``shape`` and its writable numpy buffer ``(var, ndarray)``.
+
+        Writing the values straight into NNabla's memory (e.g. ``np.multiply(w, s,
+        out=buffer)``) avoids a temporary copy of every folded weight.
+        """
         base = self.view.param_name(like) if like is not None else None
         name = "{}/{}".format(base or "param", suffix)
         while name in self.new_parameters or name in self._taken:  # e.g. a shared weight folded twice
             name += "_"
-        var = nn.Variable.from_numpy_array(array, need_grad=(
+        var = nn.Variable(tuple(shape), need_grad=(
             like.need_grad if need_grad is None and like is not None else bool(need_grad)))
+        buffer = var.data.get_data("w", dtype=dtype)  # one lookup; .d would cost the same
         self.new_parameters[name] = var
-        return var
+        return var, buffer
 
     # --- the record ------------------------------------------------------------------
     def note(self, f, action, reason=""):
@@ -84,9 +101,12 @@ class Builder:
 class Rewrite:
     """The result of running passes: the new outputs and what happened on the way."""
 
-    def __init__(self, outputs, input_map, new_parameters, events, single=False):
+    def __init__(self, outputs, input_map, new_parameters, events, single=False, var_map=None):
         self.single = single  # the user passed one Variable, not a list
         self.outputs = list(outputs)
+        # original variable -> the new graph's variable standing for it (for diagnostics:
+        # comparing intermediate values finds the first function whose output diverges)
+        self.var_map = dict(var_map or {})
         self.input_map = dict(input_map)
         self.new_parameters = dict(new_parameters)
         self.events = list(events)
@@ -158,7 +178,7 @@ def run_passes(passes, outputs, params=None, context=None):
     """Apply passes in order, each on the previous one's result; returns a :class:`Rewrite`."""
     single = isinstance(outputs, nn.Variable)
     names = dict(all_parameters() if params is None else params)
-    input_map, new_params, events = {}, {}, []
+    input_map, new_params, events, var_map = {}, {}, [], None
     # Never list() a Variable: NNabla's __getitem__ would slice it element by element.
     current = [outputs] if single else list(outputs)
     for graph_pass in passes:
@@ -170,4 +190,6 @@ def run_passes(passes, outputs, params=None, context=None):
         new_params.update(b.new_parameters)
         names.update(b.new_parameters)
         events.extend(b.events)
-    return Rewrite(current, input_map, new_params, events, single=single)
+        step = b.mapping()
+        var_map = step if var_map is None else {k: step.get(v, v) for k, v in var_map.items()}
+    return Rewrite(current, input_map, new_params, events, single=single, var_map=var_map)

@@ -6,7 +6,6 @@ plugin collects marked builders from conftest modules into the session's registr
 scope, so building models never touches NNabla's global parameter scope.
 """
 import importlib
-import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
@@ -51,6 +50,16 @@ class Model:
         nn.forward_all(outputs, clear_no_need_grad=True)
         return [o.d.copy() for o in outputs]
 
+    def parameter_scope(self):
+        """A context entering a fresh nested scope that holds ``params`` by name (for PF or
+        ``nnabla.utils.save``). ``nn.parameter_scope("", model.params)`` would not do: NNabla
+        scopes are nested dictionaries and it would write sub-scopes into the flat ``params``."""
+        scope = OrderedDict()
+        with nn.parameter_scope("", scope):
+            for name, v in self.params.items():
+                nn.parameter.set_parameter(name, v)
+        return nn.parameter_scope("", scope)
+
     def tolerance_for(self, converter):
         merged = dict(self.tolerance.get("*", {}))
         merged.update(self.tolerance.get(converter, {}))
@@ -74,6 +83,8 @@ class ModelSpec:
         with nn.parameter_scope("", scope):
             params = nn.get_parameters(grad_only=False)
         if isinstance(built, Model):
+            built.inputs = _check_variables(self.name, "inputs", built.inputs, allow_empty=True)
+            built.outputs = _check_variables(self.name, "outputs", built.outputs)
             built.params = built.params or params
             built.tolerance = {**(self.tolerance or {}), **built.tolerance}
             return built
@@ -82,7 +93,8 @@ class ModelSpec:
         except (TypeError, ValueError):
             raise TypeError("model builder {!r} must return a gcverify.Model or an "
                             "(inputs, outputs) pair, not {!r}".format(self.name, type(built).__name__))
-        inputs, outputs = _listify(inputs), _listify(outputs)
+        inputs = _check_variables(self.name, "inputs", inputs, allow_empty=True)
+        outputs = _check_variables(self.name, "outputs", outputs)
         rng = np.random.RandomState(seed)
         data = [rng.normal(0.0, 1.0, x.shape).astype(np.float32) for x in inputs]
         return Model(self.name, inputs, outputs, data, params, dict(self.tolerance or {}),
@@ -98,8 +110,21 @@ def _call_builder(builder, seed):
         return builder()
 
 
-def _listify(v):
-    return [v] if isinstance(v, nn.Variable) else list(v)
+def _check_variables(model_name, role, values, allow_empty=False):
+    """``values`` as a list of nn.Variables, or a TypeError naming the model and the culprit."""
+    if isinstance(values, nn.Variable):
+        return [values]
+    try:
+        values = list(values)
+    except TypeError:
+        values = [values]
+    bad = [i for i, v in enumerate(values) if not isinstance(v, nn.Variable)]
+    if bad:
+        raise TypeError("model builder {!r}: {} [{}] is a {}, not an nnabla.Variable".format(
+            model_name, role, bad[0], type(values[bad[0]]).__name__))
+    if not values and not allow_empty:
+        raise TypeError("model builder {!r} returned no {}".format(model_name, role))
+    return values
 
 
 def model(name=None, *, description="", default=False, tolerance=None):
@@ -150,10 +175,8 @@ class ModelRegistry:
         token = token.strip()
         if token in self._specs:
             return self._specs[token]
-        if token.endswith(".nnp"):
+        if token.endswith(".nnp") or ".nnp::" in token:  # a file, optionally ::network
             from .zoo.nnp import nnp_spec
-            if not os.path.isfile(token):
-                raise UnknownModelError("no .nnp file at {!r}".format(token))
             return nnp_spec(token)
         if ":" in token:
             return _import_spec(token)

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -19,3 +21,17 @@ def global_scope_untouched():
         sorted(set(after) ^ set(before))[:10])
     for k, (ident, data) in before.items():
         assert id(after[k]) == ident and np.array_equal(after[k].d, data), k
+
+
+def pytest_addoption(parser):
+    """Options of the random-graph fuzz suite (tests/test_fuzz.py); each defaults to its env var."""
+    group = parser.getgroup("gc-fuzz", "random-graph fuzzing of the converters")
+    env = os.environ.get
+    group.addoption("--gc-fuzz-graphs", type=int, default=int(env("GC_FUZZ_GRAPHS", "2000")),
+                    help="random graphs per converter (env GC_FUZZ_GRAPHS, default 2000)")
+    group.addoption("--gc-fuzz-seed", type=int, default=int(env("GC_FUZZ_SEED", "0")),
+                    help="first seed; graph i uses seed+i (env GC_FUZZ_SEED, default 0)")
+    group.addoption("--gc-fuzz-targets", default=env("GC_FUZZ_TARGETS", ""),
+                    help="comma list of fuzz targets (env GC_FUZZ_TARGETS, default all)")
+    group.addoption("--gc-fuzz-save", default=env("GC_FUZZ_SAVE", "tests/regressions"),
+                    help="where shrunk reproducers are written; empty: nowhere (env GC_FUZZ_SAVE)")

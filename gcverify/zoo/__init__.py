@@ -1,6 +1,8 @@
 """Networks built from code with seeded, non-trivial parameters (no downloads).
 
 ``ZOO`` lists the built-in model specs; ``default=True`` ones form the default matrix.
+``resnet50-pretrained`` loads NNabla's pretrained ResNet-50 ``.nnp`` only when it is already
+on disk (see :mod:`.pretrained`); it is never downloaded and is not in the default matrix.
 """
 import nnabla as nn
 import numpy as np
@@ -8,7 +10,11 @@ import numpy as np
 from ..models import Model, ModelSpec
 from .init import randomize_parameters
 from .lenet import lenet
+from .pretrained import build_resnet50_pretrained
 from .resnet import resnet50
+from .small_nets import conv1d_net, conv3d_net, mobilenet, unet
+
+__all__ = ["ZOO", "randomize_parameters", "build_lenet", "build_resnet50"]
 
 
 def _seeded_model(name, build_graph, input_shapes, seed, description=""):
@@ -21,19 +27,31 @@ def _seeded_model(name, build_graph, input_shapes, seed, description=""):
     return Model(name, inputs, outputs, data, description=description)
 
 
-def build_lenet(seed=0):
-    """LeNet of seed 003, test mode, batch 4, 3x28x28 input."""
-    return _seeded_model("lenet", lambda x: lenet(x, test=True), [(4, 3, 28, 28)], seed,
-                         build_lenet.__doc__)
-
-
-def build_resnet50(seed=0):
-    """ResNet-50 of seed 000, batch 1, 3x224x224 input, random BN statistics."""
-    return _seeded_model("resnet50", lambda x: resnet50(x, test=True), [(1, 3, 224, 224)], seed,
-                         build_resnet50.__doc__)
+def _from_code(name, graph, input_shape, description, default=True):
+    """A ModelSpec building ``graph(input, test=True)`` on one seeded input of ``input_shape``."""
+    def build(seed=0):
+        return _seeded_model(name, lambda x: graph(x, test=True), [input_shape], seed, description)
+    build.__name__ = build.__qualname__ = "build_" + name.replace("-", "_")
+    return ModelSpec(name, build, description, default=default)
 
 
 ZOO = (
-    ModelSpec("lenet", build_lenet, build_lenet.__doc__, default=True),
-    ModelSpec("resnet50", build_resnet50, build_resnet50.__doc__, default=True),
+    _from_code("lenet", lenet, (4, 3, 28, 28),
+               "LeNet of seed 003, test mode, batch 4, 3x28x28 input."),
+    _from_code("resnet50", resnet50, (1, 3, 224, 224),
+               "ResNet-50 of seed 000, batch 1, 3x224x224 input, random BN statistics."),
+    _from_code("unet", unet, (2, 3, 32, 32),
+               "U-Net-like: Max/Average/SumPooling, Unpooling, (grouped) Deconvolution, "
+               "Concatenate skips; batch 2, 3x32x32."),
+    _from_code("mobilenet", mobilenet, (2, 3, 32, 32),
+               "MobileNet-like: depthwise and grouped convolutions, inverted residual; "
+               "batch 2, 3x32x32."),
+    _from_code("conv1d", conv1d_net, (2, 4, 64),
+               "1D conv net over (N, C, L): BN, pooling, affine head; batch 2, 4x64."),
+    _from_code("conv3d", conv3d_net, (1, 2, 8, 16, 16),
+               "3D conv net over (N, C, D, H, W): BN, pooling, deconvolution; batch 1, 2x8x16x16."),
+    ModelSpec("resnet50-pretrained", build_resnet50_pretrained,
+              build_resnet50_pretrained.__doc__.strip().splitlines()[0], default=False),
 )
+
+build_lenet, build_resnet50 = ZOO[0].builder, ZOO[1].builder

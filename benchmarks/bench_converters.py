@@ -1,0 +1,29 @@
+"""Side-by-side benchmarks of our converters against NNabla's built-ins, in one run.
+
+Each family keeps its own script (bench_bn.py, bench_layout.py); this runs them all and
+prints their ratio tables one after another. Ratios, not absolute times, are the result:
+both sides are measured interleaved in the same process, so machine load cancels out.
+"""
+import argparse
+import importlib
+import os
+import sys
+
+FAMILIES = ("bench_bn", "bench_layout")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=FAMILIES, action="append",
+                        help="run only this family (repeatable)")
+    args, rest = parser.parse_known_args(argv)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    status = 0
+    for name in args.only or FAMILIES:
+        print("=" * 20, name, "=" * 20, flush=True)
+        status |= int(importlib.import_module(name).main(rest) or 0)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

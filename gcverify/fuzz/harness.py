@@ -1,0 +1,253 @@
+"""Check one converter on one graph: equal within tolerance, or a clear refusal; nothing changed.
+
+``check(target, model) -> Outcome``. The order matters:
+
+1. snapshot the original graph (functions, their arguments and wiring, histogram), every
+   parameter it reads or the model names (values, shape, need_grad) and NNabla's global
+   parameter scope;
+2. forward the original, then put the parameter values back (a BatchNormalization with
+   ``batch_stat=True`` updates its running statistics while it runs);
+3. convert, and compare with the snapshot *before* running anything converted;
+4. a raised exception is a *clear refusal* when it is a ValueError, TypeError or
+   NotImplementedError whose message names the culprit: a function type of the graph
+   (``BatchNormalization``), one of its parameter names, or an input/output by index;
+   anything else (RuntimeError from NNabla, KeyError, AttributeError, a message naming
+   nothing) is a crash;
+5. evaluate the converted graph on CPU (through ``cpu_runnable`` for channel-last graphs),
+   restore the parameters again, and compare: per output, ``max|a - b| <= atol + rtol *
+   max|reference|`` (relative to the output's scale, so near-zero elements do not turn
+   float32 rounding into failures).
+"""
+import re
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+import nnabla as nn
+import numpy as np
+
+from converters.graph_view import GraphView, all_parameters
+
+__all__ = ["FuzzTarget", "Conversion", "Outcome", "Snapshot", "check", "is_clear_refusal",
+           "FAILURE_KINDS"]
+
+FAILURE_KINDS = ("changed-graph", "changed-params", "changed-scope", "crash", "unclear-refusal",
+                 "bad-outputs", "not-runnable", "mismatch")
+REFUSAL_TYPES = (ValueError, TypeError, NotImplementedError)
+
+
+@dataclass(frozen=True)
+class FuzzTarget:
+    """A converter under fuzz: ``convert(model)`` returns the new output(s) or a Conversion.
+
+    ``cpu_runnable`` names a function ``(outputs, params) -> outputs`` that makes the result
+    runnable on CPU (channel-last graphs); ``may_refuse=False`` makes any refusal a failure,
+    and a fuzz run fails when more than ``max_refused`` of its graphs are refused (a converter
+    that refuses everything would otherwise pass untested).
+    """
+
+    name: str
+    convert: Callable
+    cpu_runnable: Optional[Callable] = None
+    atol: float = 1e-5
+    rtol: float = 1e-4
+    may_refuse: bool = True
+    max_refused: float = 0.2
+    description: str = ""
+
+
+@dataclass
+class Conversion:
+    """What a target gives back when the converted graph is fed differently."""
+
+    outputs: list
+    inputs: Optional[list] = None       # default: the model's own input variables
+    input_data: Optional[list] = None   # default: the model's input data
+    params: Optional[dict] = None       # names for cpu_runnable (default: the model's)
+    output_perms: Optional[list] = None  # output i holds transpose(original_i, perm_i)
+
+
+@dataclass
+class Outcome:
+    target: str
+    status: str                 # "converted", "refused" or "failed"
+    kind: Optional[str] = None  # one of FAILURE_KINDS when failed
+    message: str = ""
+    errors: List[dict] = field(default_factory=list)  # per output: max_abs, scale, allowed
+
+    @property
+    def ok(self):
+        return self.status != "failed"
+
+    def summary(self):
+        head = "{}: {}".format(self.target, self.status if self.ok else "FAILED ({})".format(self.kind))
+        return head + (": " + self.message if self.message else "")
+
+
+def _signature(view):
+    ids = {}
+
+    def vid(v):
+        return ids.setdefault(v, len(ids))
+
+    return tuple((f.info.type_name, repr(sorted(f.info.args.items())),
+                  tuple(vid(v) for v in f.inputs), tuple(vid(v) for v in f.outputs),
+                  tuple(tuple(v.shape) for v in f.outputs)) for f in view.functions)
+
+
+class Snapshot:
+    """Everything a conversion must leave alone, taken before it runs."""
+
+    def __init__(self, model):
+        view = GraphView(model.outputs, model.params)
+        self.outputs = tuple(model.outputs)
+        self.functions = view.functions
+        self.signature = _signature(view)
+        self.histogram = view.histogram()
+        self.names = dict(model.params)
+        owned = list(view.parameters) + [v for v in model.params.values() if v not in view.parameters]
+        self.params = [(v, v.d.copy(), v.need_grad, tuple(v.shape)) for v in owned]
+        # Only BatchNormalization with batch_stat=True writes parameters while running
+        # (its running statistics); restoring costs an NNabla data access per parameter.
+        self.runs_mutate = any(f.info.type_name == "BatchNormalization" and f.info.args["batch_stat"]
+                               for f in view.functions)
+        self.scope = {k: (id(v), v.d.copy()) for k, v in all_parameters().items()}
+
+    def restore_params(self, always=False):
+        if not (always or self.runs_mutate):
+            return
+        for v, data, _, _ in self.params:
+            v.d = data
+
+    def changes(self, model):
+        """``(kind, message)`` for the first thing that changed, or None."""
+        if tuple(model.outputs) != self.outputs or set(model.params) != set(self.names) or any(
+                model.params[k] is not v for k, v in self.names.items()):
+            return "changed-graph", "the model's outputs or parameter dictionary were replaced"
+        view = GraphView(model.outputs, model.params)
+        if view.functions != self.functions or _signature(view) != self.signature:
+            return "changed-graph", "the original graph changed: histogram {} -> {}".format(
+                dict(self.histogram), dict(view.histogram()))
+        for v, data, need_grad, shape in self.params:
+            name = view.param_name(v) or "parameter of shape {}".format(shape)
+            if tuple(v.shape) != shape or v.need_grad != need_grad:
+                return "changed-params", "{}: shape/need_grad changed".format(name)
+            if not np.array_equal(v.d, data):
+                return "changed-params", "{} changed values (max change {:.3g})".format(
+                    name, float(np.abs(v.d - data).max()))
+        now = all_parameters()
+        if set(now) != set(self.scope):
+            return "changed-scope", "global parameter scope gained/lost {}".format(
+                sorted(set(now) ^ set(self.scope))[:5])
+        for k, (ident, data) in self.scope.items():
+            if id(now[k]) != ident or not np.array_equal(now[k].d, data):
+                return "changed-scope", "global parameter {!r} was replaced or changed".format(k)
+        return None
+
+
+def is_clear_refusal(error, model):
+    """A ValueError/TypeError/NotImplementedError whose message names the culprit."""
+    if not isinstance(error, REFUSAL_TYPES):
+        return False
+    message = str(error)
+    view = GraphView(model.outputs, model.params)
+    culprits = set(view.histogram()) | {k for k in model.params}
+    if any(c in message for c in culprits):
+        return True
+    return re.search(r"\b(inputs?|outputs?)\s*\[?\s*#?\d", message) is not None
+
+
+def _where(error):
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [f for f in frames if "/converters/" in f.filename] or frames
+    return "{}:{}".format(ours[-1].filename.rsplit("/", 2)[-1], ours[-1].lineno) if ours else "?"
+
+
+def _exception_text(error):
+    first = (str(error).strip().splitlines() or [""])[0][:300]
+    return "{}: {} (at {})".format(type(error).__name__, first, _where(error))
+
+
+def _as_conversion(result):
+    if isinstance(result, Conversion):
+        return result
+    return Conversion([result] if isinstance(result, nn.Variable) else list(result))
+
+
+def _compare(reference, actual, target):
+    errors, worst = [], None
+    for i, (ref, out) in enumerate(zip(reference, actual)):
+        scale = float(np.abs(ref).max()) if ref.size else 0.0
+        diff = float(np.abs(out.astype(np.float64) - ref).max()) if out.size else 0.0
+        if not np.isfinite(out).all():
+            diff = float("inf")
+        allowed = target.atol + target.rtol * scale
+        errors.append({"output": i, "max_abs": diff, "scale": scale, "allowed": allowed})
+        if diff > allowed and worst is None:
+            worst = "output {}: max abs error {:.3g} > allowed {:.3g} (scale {:.3g}, atol {}, rtol {})".format(
+                i, diff, allowed, scale, target.atol, target.rtol)
+    return errors, worst
+
+
+def _fail(target, kind, message, errors=()):
+    return Outcome(target.name, "failed", kind, message, list(errors))
+
+
+def check(target, model):
+    """Run ``target`` on ``model`` and judge the result (see the module docstring)."""
+    snapshot = Snapshot(model)
+    reference = model.forward()
+    snapshot.restore_params()
+    try:
+        result = target.convert(model)
+        error = None
+    except Exception as e:  # judged below: a refusal or a crash
+        result, error = None, e
+    changed = snapshot.changes(model)
+    if changed is not None:
+        snapshot.restore_params(always=True)
+        return _fail(target, changed[0], changed[1] + (
+            " (and then raised {})".format(_exception_text(error)) if error else ""))
+    if error is not None:
+        if is_clear_refusal(error, model):
+            if not target.may_refuse:
+                return _fail(target, "unclear-refusal", "refused, but this target must convert "
+                             "every graph: " + _exception_text(error))
+            return Outcome(target.name, "refused", message=_exception_text(error))
+        kind = "unclear-refusal" if isinstance(error, REFUSAL_TYPES) else "crash"
+        return _fail(target, kind, _exception_text(error))
+    try:
+        conv = _as_conversion(result)
+    except TypeError as e:
+        return _fail(target, "bad-outputs", "convert returned {!r}: {}".format(type(result).__name__, e))
+    if len(conv.outputs) != len(reference):
+        return _fail(target, "bad-outputs", "{} outputs instead of {}".format(len(conv.outputs), len(reference)))
+    try:
+        outputs = conv.outputs
+        if target.cpu_runnable is not None:
+            outputs = target.cpu_runnable(outputs, conv.params if conv.params is not None else model.params)
+        inputs = conv.inputs if conv.inputs is not None else model.inputs
+        for x, d in zip(inputs, conv.input_data if conv.input_data is not None else model.input_data):
+            x.d = d
+        nn.forward_all(list(outputs), clear_no_need_grad=True)
+        actual = [o.d.copy() for o in outputs]
+        for i, perm in enumerate(conv.output_perms or ()):
+            if perm is not None and actual[i].ndim == len(perm):
+                actual[i] = np.transpose(actual[i], np.argsort(perm))
+    except Exception as e:  # the converted graph does not run
+        snapshot.restore_params()
+        return _fail(target, "not-runnable", _exception_text(e))
+    if snapshot.runs_mutate:
+        snapshot.restore_params()
+    else:  # nothing in the original writes parameters, so the converted graph must not either
+        changed = snapshot.changes(model)
+        if changed is not None:
+            snapshot.restore_params(always=True)
+            return _fail(target, changed[0], "running the converted graph: " + changed[1])
+    shapes = [(tuple(a.shape), tuple(r.shape)) for a, r in zip(actual, reference) if a.shape != r.shape]
+    if shapes:
+        return _fail(target, "bad-outputs", "output shapes differ (converted, original): {}".format(shapes))
+    errors, worst = _compare(reference, actual, target)
+    if worst:
+        return _fail(target, "mismatch", worst, errors)
+    return Outcome(target.name, "converted", errors=errors)

@@ -1,0 +1,165 @@
+"""One pytest session's gcverify state: settings parsed from options/ini, the model and
+converter registries, the case list, the per-process model cache and the loaded baseline.
+
+Everything here is plain Python (no pytest hooks); ``plugin`` creates one :class:`Session`
+per process (controller and each xdist worker) from the same options, so every process
+derives the same case list.
+"""
+import os
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from .baseline import Baseline, Thresholds
+from .devices import UnknownDeviceError, parse_devices, parse_gpus
+from .models import ModelRegistry, UnknownModelError
+from .registry import ConverterRegistry, UnknownConverterError
+from .report import ReportFileError, check_writable
+
+__all__ = ["OPTIONS", "Settings", "Session", "Case", "SettingsError", "ModelCache"]
+
+# (option, ini key, help, default); the command line wins over the ini file.
+OPTIONS = (
+    ("--gc-models", "gc_models", "comma list of model names, package.module:builder specs or "
+     ".nnp paths (default: the registry's default set)", ""),
+    ("--gc-device", "gc_device", "cpu, cudnn, both, or a comma list", "cpu"),
+    ("--gc-converters", "gc_converters", "comma list of converter names, globs (nnabla_*) or "
+     "kinds (ours, peer); default: all registered", ""),
+    ("--gc-report", "gc_report", "write the matrix rows as JSON to this path", ""),
+    ("--gc-baseline", "gc_baseline", "compare every row with this baseline; regressions fail", ""),
+    ("--gc-save-baseline", "gc_save_baseline", "store this session's rows as a baseline here", ""),
+    ("--gc-gpus", "gc_gpus", "GPU ids for cudnn (xdist worker gwN uses GPU N modulo the list; "
+     "default: all visible)", ""),
+    ("--gc-graphs", "gc_graphs", "write DOT (and SVG with graphviz) of each graph before/after "
+     "conversion into this directory", ""),
+    ("--gc-seed", "gc_seed", "seed of model parameters and inputs", "0"),
+    ("--gc-speed-repeats", "gc_speed_repeats", "timed rounds per speed check (interleaved)", "3"),
+    ("--gc-error-factor", "gc_error_factor", "baseline: allowed growth factor of errors", "4"),
+    ("--gc-speed-margin", "gc_speed_margin", "baseline: allowed relative drop of speed ratios",
+     "0.25"),
+)
+
+
+class SettingsError(ValueError):
+    """A bad option value; the plugin turns it into a pytest.UsageError."""
+
+
+@dataclass(frozen=True)
+class Case:
+    converter: str
+    model: str  # the token as given (name, module:builder or .nnp path)
+    model_label: str
+    device: str
+
+    @property
+    def id(self):
+        return "{}-{}-{}".format(self.converter, self.model_label, self.device)
+
+
+@dataclass
+class Settings:
+    models: List[str]
+    devices: List[str]
+    converters: List[str]
+    report: Optional[str] = None
+    baseline: Optional[str] = None
+    save_baseline: Optional[str] = None
+    gpus: Optional[List[int]] = None
+    graphs: Optional[str] = None
+    seed: int = 0
+    speed_repeats: int = 3
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    @classmethod
+    def parse(cls, get, models, converters):
+        """``get(ini_key)`` gives the raw value; raises SettingsError with a clear message."""
+        try:
+            tokens = [t.strip() for t in (get("gc_models") or "").split(",") if t.strip()]
+            tokens = tokens or models.default_names()
+            for t in tokens:
+                models.resolve(t)
+            devices = parse_devices(get("gc_device"))
+            chosen = [s.name for s in converters.select(get("gc_converters"))]
+            gpus = parse_gpus(get("gc_gpus"))
+        except (UnknownModelError, UnknownDeviceError, UnknownConverterError) as e:
+            raise SettingsError(str(e).strip("'\"")) from None
+        paths = {}
+        for key, what in (("gc_report", "--gc-report"), ("gc_save_baseline", "--gc-save-baseline")):
+            path = get(key) or None
+            if path:
+                try:
+                    check_writable(path, what)
+                except ReportFileError as e:
+                    raise SettingsError(str(e)) from None
+            paths[key] = path
+        graphs = get("gc_graphs") or None
+        if graphs and os.path.exists(graphs) and not os.path.isdir(graphs):
+            raise SettingsError("--gc-graphs {} exists and is not a directory".format(graphs))
+        return cls(tokens, devices, chosen, paths["gc_report"], get("gc_baseline") or None,
+                   paths["gc_save_baseline"], gpus, graphs,
+                   _number(get, "gc_seed", int, 0), _number(get, "gc_speed_repeats", int, 1),
+                   Thresholds(error_factor=_number(get, "gc_error_factor", float, 1.0),
+                              speed_margin=_number(get, "gc_speed_margin", float, 0.0)))
+
+
+def _number(get, key, kind, minimum):
+    raw = get(key)
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise SettingsError("--{} takes a number, got {!r}".format(key.replace("_", "-"), raw)) from None
+    if value < minimum:
+        raise SettingsError("--{} must be >= {}, got {}".format(key.replace("_", "-"), minimum, raw))
+    return value
+
+
+class ModelCache:
+    """Models built once per process (ResNet-50 takes a second); runs use fresh copies."""
+
+    def __init__(self, registry, seed=0):
+        self.registry, self.seed, self._built = registry, seed, {}
+
+    def get(self, token):
+        if token not in self._built:
+            self._built[token] = self.registry.build(token, seed=self.seed)
+        return self._built[token]
+
+
+class Session:
+    def __init__(self, worker_id=None):
+        self.worker_id = worker_id
+        self.models = ModelRegistry.with_zoo()
+        self.converters = ConverterRegistry.builtin()
+        self.settings = None
+        self._cache = None
+        self._baseline = None
+
+    def add_marked(self, module):
+        """Models and converters marked in a conftest module."""
+        self.models.add_marked(module)
+        self.converters.add_marked(module)
+
+    def configure(self, get):
+        self.settings = Settings.parse(get, self.models, self.converters)
+        self._cache = ModelCache(self.models, self.settings.seed)
+        if self.settings.baseline:
+            try:
+                self._baseline = Baseline.load(self.settings.baseline)
+            except ReportFileError as e:
+                raise SettingsError("--gc-baseline: {}".format(e)) from None
+        return self.settings
+
+    @property
+    def baseline(self):
+        return self._baseline
+
+    @property
+    def cache(self):
+        if self._cache is None:  # fixtures used without the plugin's configure step
+            self._cache = ModelCache(self.models)
+        return self._cache
+
+    def cases(self):
+        s = self.settings
+        labels = [self.models.resolve(t).name for t in s.models]
+        return [Case(c, t, label, d) for c in s.converters for t, label in zip(s.models, labels)
+                for d in s.devices]
