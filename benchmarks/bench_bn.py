@@ -2,7 +2,8 @@
 
 Prints ratios measured in one run with the repetitions interleaved round-robin; a ratio is
 the median over rounds of the per-round ratio, so load from other processes hits both sides
-of each pair alike:
+of each pair alike. Times are this process's CPU time (NNabla's CPU backend runs one
+thread), which leaves out time spent waiting for a core on a loaded machine:
 
 - linear forms: candidate one-op ``c0 * x + c1`` layers against one BN (why a 1x1
   DepthwiseConvolution is the linearized form);
@@ -107,17 +108,30 @@ def nnabla_converts(y, params, self_folding=False):
         return NGC.GraphConverter([modifier]).convert(y)
 
 
+def _structure(y):
+    """A graph as data, order-free: each function's type, args and input shapes."""
+    return sorted(str((f.info.type_name, f.info.args, [v.shape for v in f.inputs]))
+                  for f in GC.GraphView(y, {}).functions)
+
+
 def interleaved(candidates, reps):
-    """Seconds of each callable per round, repetitions interleaved round-robin."""
+    """CPU seconds of each callable per round, repetitions interleaved round-robin.
+
+    Process CPU time, not wall time: NNabla's CPU kernels are single-threaded here, so CPU
+    time is the work done and leaves out the time other processes hold the cores.
+    """
     times = {k: [] for k in candidates}
     for fn in candidates.values():  # warm-up
         fn()
+    order, rng = list(candidates), np.random.RandomState(0)
     for _ in range(reps):
-        for k, fn in candidates.items():
+        rng.shuffle(order)  # no candidate always runs first (or right after the same one)
+        for k in order:
+            fn = candidates[k]
             gc.collect()
-            t = time.perf_counter()
+            t = time.process_time()
             fn()
-            times[k].append(time.perf_counter() - t)
+            times[k].append(time.process_time() - t)
     return times
 
 
@@ -224,19 +238,30 @@ def memory(model, reps, results):
     results["extra memory / folded weights"] = (ratio, ratio <= 1.2)
 
 
-def forward(model, reps, results):
-    print("\n## forward on CPU, ResNet-50 batch 1 (median of {}; speed ratio = time ratio)"
-          .format(reps))
-    y, params = model.outputs[0], model.params
-    folded = ours(y, params)[0]
-    linear = ours(y, params, GC.BatchNormalizationSelfFoldingModifier)[0]
-    nn_linear = nnabla_converts(y, params, self_folding=True)
-    ix, iy, _ = build(ideal_resnet50, model.inputs[0].shape)
-    model.feed()
-    graphs = {"original": y, "folded": folded, "ideal (no BN)": iy, "linearized": linear,
-              "NNabla self-folded": nn_linear}
-    times = interleaved({k: (lambda g=g: g.forward(clear_no_need_grad=True))
-                         for k, g in graphs.items()}, reps)
+def forward(model, reps, results, instances=3):
+    print("\n## forward on CPU, ResNet-50 batch 1 ({} instances of each graph, median of {} "
+          "rounds)".format(instances, reps))
+    # Where a graph's buffers land changes its speed by up to ~10% here, for the whole run:
+    # each kind is built several times and its per-round time is the mean over instances.
+    models = [model] + [ModelRegistry.with_zoo().build("resnet50") for _ in range(instances - 1)]
+    graphs = {}
+    for i, m in enumerate(models):
+        y, params = m.outputs[0], m.params
+        m.feed()
+        graphs["original", i] = y
+        graphs["folded", i] = ours(y, params)[0]
+        graphs["linearized", i] = ours(y, params, GC.BatchNormalizationSelfFoldingModifier)[0]
+        graphs["ideal (no BN)", i] = build(ideal_resnet50, m.inputs[0].shape, seed=i)[1]
+    graphs["NNabla self-folded", 0] = nnabla_converts(model.outputs[0], model.params,
+                                                      self_folding=True)
+    same = _structure(graphs["folded", 0]) == _structure(graphs["ideal (no BN)", 0])
+    print("  folded graph has the ideal network's functions, args and shapes: {}".format(same))
+    raw = interleaved({k: (lambda g=g: g.forward(clear_no_need_grad=True))
+                       for k, g in graphs.items()}, reps)
+    times = {}
+    for (kind, _), v in raw.items():
+        times.setdefault(kind, []).append(v)
+    times = {k: [statistics.mean(r) for r in zip(*v)] for k, v in times.items()}
     for k, v in medians(times).items():
         print("  {:<20} {:7.1f} ms".format(k, v * 1e3))
     folded_speed = paired(times, "ideal (no BN)", "folded")
@@ -245,6 +270,9 @@ def forward(model, reps, results):
     print("  linearized vs original     {:.3f}x (target >= 1.0)".format(linear_speed))
     print("  NNabla self-folded vs orig {:.3f}x".format(
         paired(times, "original", "NNabla self-folded")))
+    spread = [raw["folded", i] for i in range(instances)]
+    print("  noise: identical folded instances, slowest/fastest median {:.3f}x".format(
+        max(map(statistics.median, spread)) / min(map(statistics.median, spread))))
     results["folded speed vs ideal"] = (folded_speed, folded_speed >= 0.98)
     results["linearized speed vs original"] = (linear_speed, linear_speed >= 1.0)
 
@@ -274,10 +302,14 @@ def main(argv=None):
     model = ModelRegistry.with_zoo().build("resnet50")
     results = {}
     # Memory first: forked children must start from an allocator no conversion has warmed.
-    for name in ("memory", "candidates", "conversion", "forward"):
-        if name in sections:
-            fn = linear_candidates if name == "candidates" else globals()[name]
-            fn(args.reps) if name == "candidates" else fn(model, args.reps, results)
+    if "memory" in sections:
+        memory(model, args.reps, results)
+    if "candidates" in sections:
+        linear_candidates(args.reps)
+    if "conversion" in sections:
+        conversion(model, args.reps, results)
+    if "forward" in sections:
+        forward(model, args.reps, results)
     if "scaling" in sections:
         scaling(args.reps, results)
     clean = {k: id(v) for k, v in all_parameters().items()} == before

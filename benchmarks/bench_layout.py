@@ -21,7 +21,6 @@ from collections import OrderedDict
 
 import nnabla as nn
 import nnabla.functions as F
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -85,7 +85,9 @@ class BatchNormalizationLinearConverter(Converter):
 
 
 class BatchNormalizationFoldedConverter(Converter):
-    """BN folded into the preceding Convolution/Deconvolution/Affine weights and bias."""
+    """BN folded into the preceding Convolution/Deconvolution/Affine weights and bias (the
+    following layer with ``opposite=True``, where exact). A BN that cannot be folded stays,
+    with its reason in ``last_result.reasons("kept")``."""
 
     def __init__(self, name="bn-folded", opposite=False, channel_last=False, **kw):
         super().__init__(name=name, **kw)

@@ -42,7 +42,7 @@ WEIGHT_OUTPUT_AXES = {
 
 # Whether an activation's output can be negative (signed) or not (unsigned) by default.
 ACTIVATION_SIGN = {
-    "ReLU": False, "ReLU6": False, "Sigmoid": False, "HardSigmoid": False, "Softplus": False,
+    "ReLU": False, "ReLU6": False, "Sigmoid": False, "HardSigmoid": False, "SoftPlus": False,
     "Tanh": True, "HardTanh": True, "LeakyReLU": True, "ELU": True, "SELU": True,
     "CELU": True, "GELU": True, "Swish": True, "PReLU": True, "Identity": True,
 }

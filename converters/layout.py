@@ -20,10 +20,14 @@ only size-1 axes move (BN statistics ``(1, C, 1, 1) -> (1, 1, 1, C)``, 1x1 kerne
 a reshaped view sharing the original's memory, just as parameters a conversion leaves alone
 (biases) are shared. Both kinds are listed in ``Rewrite.new_parameters``.
 
-Outputs: an output computed in a changed layout comes back in it (channel-last spatial
-outputs for :class:`ToChannelLast`; non-spatial outputs such as logits are unchanged);
-``restore_outputs=True`` transposes every output back to its original layout.
-:meth:`LayoutPass.output_layouts` tells which layout each output has.
+Outputs come back in their original layout by default (``restore_outputs=True``): a
+spatial output gets one final transpose, non-spatial ones (logits) need none, so the
+converted graph is compared with the original as is, only the inputs are fed moved
+(``np.moveaxis(x, 1, -1)``). It is also what makes every round trip exact: a graph output
+that the user had already transposed to NHWC could not be told apart from a channel-last
+spatial output on the way back. ``restore_outputs=False`` leaves each output in the layout
+it is computed in (channel-last spatial outputs, no final transposes), and
+:meth:`LayoutPass.output_layouts` tells which layout that is.
 """
 import nnabla as nn
 
@@ -109,10 +113,10 @@ class LayoutPass(GraphPass):
             going to channel-first); the caller then feeds the new variables.
         replacements: optional existing variables (already in the target layout) to use
             instead of creating the new inputs.
-        restore_outputs: transpose outputs back to their original layout.
+        restore_outputs: transpose outputs back to their original layout (default).
     """
 
-    def __init__(self, inputs, replacements=None, to_last=True, restore_outputs=False):
+    def __init__(self, inputs, replacements=None, to_last=True, restore_outputs=True):
         self.to_last, self.restore_outputs = bool(to_last), bool(restore_outputs)
         self.name = "channel_last" if self.to_last else "channel_first"
         self.inputs = [inputs] if isinstance(inputs, nn.Variable) else list(inputs)
@@ -187,8 +191,11 @@ class LayoutPass(GraphPass):
             outs = [new_inputs[0]]
         else:
             outs = b.call(dec.type_name, new_inputs, dec.args, len(f.outputs))
-        if dec.action == "fenced" and plan.inserted:
-            b.note(f, "fenced", "{} ({} transposes)".format(dec.reason, plan.inserted))
+        if dec.action == "fenced":
+            moved = sum(1 for v, need in zip(sources, dec.needs) if need != plan.perm_of(v))
+            if moved:
+                b.note(f, "fenced", "{} ({} inputs transposed back, {} new transposes)".format(
+                    dec.reason, moved, plan.inserted))
         elif dec.action and dec.action != "fenced":
             b.note(f, dec.action, dec.reason)
         for k, (o, new, p) in enumerate(zip(f.outputs, outs, dec.outs)):
@@ -213,12 +220,12 @@ class LayoutPass(GraphPass):
 class ToChannelLast(LayoutPass):
     """NC... -> N...C. ``inputs_cl``: existing channel-last variables to use as the inputs."""
 
-    def __init__(self, inputs, inputs_cl=None, restore_outputs=False):
+    def __init__(self, inputs, inputs_cl=None, restore_outputs=True):
         super().__init__(inputs, inputs_cl, to_last=True, restore_outputs=restore_outputs)
 
 
 class ToChannelFirst(LayoutPass):
     """N...C -> NC..., the way back. ``inputs_cf``: existing channel-first variables to use."""
 
-    def __init__(self, inputs, inputs_cf=None, restore_outputs=False):
+    def __init__(self, inputs, inputs_cf=None, restore_outputs=True):
         super().__init__(inputs, inputs_cf, to_last=False, restore_outputs=restore_outputs)

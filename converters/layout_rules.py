@@ -11,9 +11,11 @@ Rules never build anything; the pass does, so every rule is checked by the same 
   brought to one common layout, so a per-channel ``(1, C, 1, 1)`` operand becomes
   ``(1, 1, 1, C)``; operands of another rank fence the function.
 - :class:`Adjust` subclasses: argument rewrites (axis, axes, slices, pads, transposes,
-  Affine weight rows, BatchNormalization axes and statistics).
+  Affine weight rows, BatchNormalization axes and statistics, reshapes that only add or
+  remove size-1 axes).
 - :class:`Decides`: convolution/pooling-like functions that have a ``channel_last`` flag;
-  they are switched to the target layout, their weights transformed to match.
+  they are switched to the target layout, their weights transformed to match;
+  :class:`Depthwise`: depthwise ones become grouped channel-last ones (and come back).
 - :class:`Fence`: everything else sees exactly the original layout, through transposes.
 """
 from collections import namedtuple
@@ -36,8 +38,9 @@ SAME = "same"  # type_name meaning "the function's own type"
 
 def decision(f, args=None, needs=None, outs=None, action="adjusted", reason="",
              type_name=SAME, sources=None, graph_ops=()):
-    return Decision(f.info.type_name if type_name == SAME else type_name, dict(f.info.args if args is None else args),
-                    list(needs), list(outs), action, reason, sources, tuple(graph_ops))
+    kind = f.info.type_name if type_name == SAME else type_name
+    args = dict(f.info.args if args is None else args)
+    return Decision(kind, args, list(needs), list(outs), action, reason, sources, tuple(graph_ops))
 
 
 class Direction:
@@ -304,6 +307,8 @@ class Decides(Rule):
         if first < 1 or n - first < 2:
             return FENCE.infer(f, perms, d, "no batch or spatial axis")
         target = d.flip_perm(n, first)
+        if self.spatial != "conv" and self.pools_in_place(f, perms[0], d):
+            target = perms[0]  # e.g. (N, D, H, W, C) pooled over (H, W): no transpose needed
         if self.weighted and not d.to_last:
             depthwise = self.back_to_depthwise(f, args, target, d)
             if depthwise is not None:
@@ -314,6 +319,15 @@ class Decides(Rule):
             needs[1] = lm.OperandMap(perm=d.flip_perm(len(f.inputs[1].shape), 1))
         return decision(f, args=args, needs=needs, outs=[target] * len(f.outputs),
                         action="converted", reason="now " + d.word)
+
+    @staticmethod
+    def pools_in_place(f, p, d):
+        """Pooling only needs its pooled axes, in order, just before the last axis (channel-
+        last) or last (channel-first); the other axes are batch-like in any order."""
+        n, k = len(p), len(f.info.args.get("kernel", f.info.args.get("output_size")))
+        start = n - k - 1 if f.info.args.get("channel_last") else n - k
+        pooled = tuple(range(start, start + k))
+        return tuple(p[n - k - 1:n - 1] if d.to_last else p[n - k:]) == pooled
 
     def back_to_depthwise(self, f, args, target, d):
         """A grouped convolution made from a depthwise one (weight = Reshape of a depthwise

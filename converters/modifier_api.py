@@ -65,7 +65,8 @@ class GraphConverter:
 
 class BatchNormalizationFoldingModifier(Modifier):
     """Fold BatchNormalization into the preceding Convolution/Deconvolution/Affine
-    (or, with ``opposite=True``, into the following one where that is exact)."""
+    (or, with ``opposite=True``, into the following one where that is exact). A BN that
+    cannot be folded stays; ``GraphConverter.last_result.reasons("kept")`` says why."""
 
     def __init__(self, opposite=False, channel_last=False):
         self._passes = [bn_fold.FoldBatchNorm(opposite=opposite, channel_last=channel_last)]
@@ -80,11 +81,13 @@ class BatchNormalizationSelfFoldingModifier(Modifier):
 
 class ChannelLastModifier(Modifier):
     """NCHW -> NHWC. After ``convert``, ``inputs_cl[i]`` is the channel-last variable to feed
-    in place of ``inputs[i]``."""
+    in place of ``inputs[i]`` (``np.moveaxis(data, 1, -1)``). Outputs keep their original
+    layout (one final transpose for a spatial output) unless ``restore_outputs=False``."""
 
-    def __init__(self, inputs, inputs_cl=None):
+    def __init__(self, inputs, inputs_cl=None, restore_outputs=True):
         self._inputs = list(inputs)
-        self._passes = [layout.ToChannelLast(self._inputs, inputs_cl=inputs_cl)]
+        self._passes = [layout.ToChannelLast(self._inputs, inputs_cl=inputs_cl,
+                                             restore_outputs=restore_outputs)]
         self.inputs_cl = None
 
     def after_convert(self, result):
@@ -94,9 +97,10 @@ class ChannelLastModifier(Modifier):
 class ChannelFirstModifier(Modifier):
     """NHWC -> NCHW, the opposite of :class:`ChannelLastModifier`; ``inputs_cf`` likewise."""
 
-    def __init__(self, inputs, inputs_cf=None):
+    def __init__(self, inputs, inputs_cf=None, restore_outputs=True):
         self._inputs = list(inputs)
-        self._passes = [layout.ToChannelFirst(self._inputs, inputs_cf=inputs_cf)]
+        self._passes = [layout.ToChannelFirst(self._inputs, inputs_cf=inputs_cf,
+                                              restore_outputs=restore_outputs)]
         self.inputs_cf = None
 
     def after_convert(self, result):

@@ -25,15 +25,25 @@ from .rewrite import GraphPass
 __all__ = ["TensorStatistics", "StatisticsRecorder", "RecordStatistics", "Tap"]
 
 
+def _check_bins(bins):
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 2 or bins % 2:
+        raise ValueError("bins must be an even number >= 2, got {!r}".format(bins))
+    return int(bins)
+
+
 class TensorStatistics:
-    """What has been seen of one tensor over all calibration forwards."""
+    """What has been seen of one tensor over all calibration forwards.
+
+    Attributes: ``label``, ``shape``, ``forwards``, ``elements``, ``min``, ``max``, ``mean``;
+    per channel ``channel_min``, ``channel_max``, ``channel_mean`` (None without channels);
+    the histogram ``counts`` over ``edges`` (``bins + 1`` values).
+    """
 
     def __init__(self, label, shape, bins=256, channel_axis=1):
-        if bins < 2 or bins % 2:
-            raise ValueError("bins must be an even number >= 2, got {!r}".format(bins))
-        self.label, self.shape, self.bins = label, tuple(shape), int(bins)
-        self.channel_axis = channel_axis if channel_axis is not None and \
-            -len(self.shape) <= channel_axis < len(self.shape) and len(self.shape) >= 2 else None
+        self.label, self.shape, self.bins = label, tuple(shape), _check_bins(bins)
+        ndim = len(self.shape)
+        usable = channel_axis is not None and ndim >= 2 and -ndim <= channel_axis < ndim
+        self.channel_axis = channel_axis if usable else None  # a vector has no channels
         self.reset()
 
     def reset(self):
@@ -116,8 +126,7 @@ class StatisticsRecorder:
     """
 
     def __init__(self, bins=256, channel_axis=1):
-        TensorStatistics("check", (1, 1), bins)  # fail here, not in the middle of a conversion
-        self.bins, self.channel_axis = int(bins), channel_axis
+        self.bins, self.channel_axis = _check_bins(bins), channel_axis
         self._records = {}
 
     def track(self, variable, label):

@@ -22,7 +22,7 @@ BASELINE_FORMAT = "gcverify-baseline"
 KEPT = ("converter", "model", "device", "device_label", "machine", "nnabla", "outcome",
         "histogram_before", "histogram_after", "max_abs_error", "max_rel_error", "error_scale",
         "normalized_error", "rms_error", "output_checksum", "conversion_time", "time_original",
-        "time_converted", "speed_ratio")
+        "time_converted", "speed_ratio", "speed_judged")
 SAVED_OUTCOMES = ("passed", "xfailed")
 
 
@@ -122,7 +122,8 @@ class Baseline:
                 problems.append("{} grew {:.3g} -> {:.3g} (limit {:g}x the baseline, floor {:g})".format(
                     name.replace("_", " "), old, new, thresholds.error_factor, thresholds.error_floor))
         old, new = entry.get("speed_ratio"), row.get("speed_ratio")
-        if old is not None and new is not None and new < old * (1.0 - thresholds.speed_margin):
+        judged = entry.get("speed_judged") is not False and row.get("speed_judged") is not False
+        if judged and old is not None and new is not None and new < old * (1.0 - thresholds.speed_margin):
             problems.append("speed ratio dropped {:.2f}x -> {:.2f}x (margin {:.0%})".format(
                 old, new, thresholds.speed_margin))
         note = "" if row.get("output_checksum") == entry.get("output_checksum") else \

@@ -149,12 +149,15 @@ class Unchanged:
 class Speed:
     """On ``device``, the converted graph runs at least ``min_ratio`` times as fast as the
     original (ratio = original time / converted time). ``min_ratio=None`` only measures.
-    ``type_config="half"`` times half precision; ``min_compute_capability=(7, 0)`` needs Volta+."""
+    ``type_config="half"`` times half precision; ``min_compute_capability=(7, 0)`` needs Volta+.
+    The ratio only counts when the original forward takes at least ``min_seconds``: faster
+    graphs measure per-call overhead and timer noise, so their ratio is shown, not judged."""
 
     device: str
     min_ratio: Optional[float] = None
     type_config: str = "float"
     min_compute_capability: Optional[Tuple[int, int]] = None
+    min_seconds: float = 0.02
 
     def describe(self):
         need = ">= {:g}x".format(self.min_ratio) if self.min_ratio is not None else "measured"

@@ -62,12 +62,18 @@ def _num(x, fmt="{:.2g}"):
     return "-" if x is None else fmt.format(x)
 
 
+def _speed(row):
+    text = _num(row.get("speed_ratio"), "{:.2f}x")
+    # a ratio of a graph too fast to judge is shown in parentheses
+    return "({})".format(text) if row.get("speed_judged") is False else text
+
+
 def _changes(row):
-    parts = ["-{}x{}".format(k, v) for k, v in sorted((row.get("removed") or {}).items())]
-    parts += ["+{}x{}".format(k, v) for k, v in sorted((row.get("added") or {}).items())]
+    parts = ["-{} {}".format(v, k) for k, v in sorted((row.get("removed") or {}).items())]
+    parts += ["+{} {}".format(v, k) for k, v in sorted((row.get("added") or {}).items())]
     if len(parts) > 2:
-        parts = parts[:2] + ["+{} more".format(len(parts) - 2)]
-    return " ".join(parts) or "-"
+        parts = parts[:2] + ["({} more)".format(len(parts) - 2)]
+    return ", ".join(parts) or "-"
 
 
 def table(rows, tablefmt="simple"):
@@ -78,13 +84,13 @@ def table(rows, tablefmt="simple"):
         body.append((
             r.get("converter"), r.get("model"), r.get("device"), r.get("outcome", "?"),
             "-" if fb is None else "{} -> {}".format(fb, "?" if fa is None else fa),
-            _changes(r),
+            short(_changes(r), 34),
             "-" if r.get("max_abs_error") is None else "{} / {}".format(
                 _num(r.get("max_abs_error")), _num(r.get("max_rel_error"))),
-            r.get("tolerance") or "-",
+            r.get("tolerance_preset") or r.get("tolerance") or "-",
             _num(r.get("conversion_time"), "{:.3f}"),
-            _num(r.get("speed_ratio"), "{:.2f}x"),
-            short(r.get("message"), 58) or "-",
+            _speed(r),
+            short(r.get("message"), 56) or "-",
         ))
     return tabulate(body, ["converter", "model", "device", "outcome", "functions", "changed",
                            "max abs / rel err", "tolerance", "convert s", "speed", "note"],

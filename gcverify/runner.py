@@ -146,6 +146,7 @@ def _run(session, spec, device, original, verdict):
     row = verdict.row
     tol = spec.tolerance_for(original)
     row["tolerance"] = tol.describe()
+    row["tolerance_preset"] = tol.name
     before = GraphSnapshot.take(original.outputs, original.params)
     t0 = time.perf_counter()
     reference = evaluate(original.outputs, original.inputs, original.input_data)
@@ -256,11 +257,10 @@ def enforce(verdict):
         pytest.skip(verdict.skip)
     if not verdict.failures:
         return
-    message = verdict.message()
     verdict.row["message"] = "; ".join(f.splitlines()[0] for f in verdict.failures)
-    if verdict.peer:
-        pytest.xfail("expected failure of NNabla's built-in (peer): " + message)
-    pytest.fail(message, pytrace=False)
+    if verdict.peer:  # the reason shows in one line of the summary: lead with the diagnosis
+        pytest.xfail("expected failure of NNabla's built-in (peer): " + verdict.row["message"])
+    pytest.fail(verdict.message(), pytrace=False)
 
 
 ROW_PROPERTY = "gcverify.row"

@@ -160,6 +160,7 @@ class Session:
 
     def cases(self):
         s = self.settings
-        labels = [self.models.resolve(t).name for t in s.models]
+        # an .nnp path is labelled by its file name so test ids stay readable
+        labels = [self.models.resolve(t).name.rsplit("/", 1)[-1] for t in s.models]
         return [Case(c, t, label, d) for c in s.converters for t, label in zip(s.models, labels)
                 for d in s.devices]

@@ -35,3 +35,8 @@ def pytest_addoption(parser):
                     help="comma list of fuzz targets (env GC_FUZZ_TARGETS, default all)")
     group.addoption("--gc-fuzz-save", default=env("GC_FUZZ_SAVE", "tests/regressions"),
                     help="where shrunk reproducers are written; empty: nowhere (env GC_FUZZ_SAVE)")
+
+
+def pytest_report_header(config):
+    return "gc-fuzz: {} graphs per converter from seed {} (replay: GC_FUZZ_SEED=<seed> GC_FUZZ_GRAPHS=1)".format(
+        config.getoption("gc_fuzz_graphs"), config.getoption("gc_fuzz_seed"))

@@ -48,7 +48,8 @@ def test_scale_shift_matches_the_bn_formula(rng):
 # (name, NNabla function, x shape, W shape, bias shape, args, output channel axis)
 PRODUCERS = [
     ("conv1d", F.convolution, (2, 4, 9), (6, 4, 3), (6,), {}, 1),
-    ("conv2d_groups", F.convolution, (2, 4, 7, 7), (6, 2, 3, 3), (6,), dict(group=2, pad=(1, 1)), 1),
+    ("conv2d_groups", F.convolution, (2, 4, 7, 7), (6, 2, 3, 3), (6,), dict(group=2, pad=(1, 1)),
+     1),
     ("conv3d", F.convolution, (1, 3, 5, 5, 5), (4, 3, 3, 3, 3), (4,), {}, 1),
     ("deconv", F.deconvolution, (2, 4, 5, 5), (4, 3, 3, 3), (3,), dict(stride=(2, 2)), 1),
     ("deconv_groups", F.deconvolution, (2, 4, 5, 5), (4, 3, 3, 3), (6,), dict(group=2), 1),

@@ -65,7 +65,8 @@ def test_seed_000_modifier_api(registry):
     folded = GC.GraphConverter([GC.BatchNormalizationFoldingModifier()]).convert(y)
     assert "BatchNormalization" not in _hist([folded])
     _assert_close(model, [folded])
-    gc = GC.GraphConverter([GC.BatchNormalizationFoldingModifier(opposite=True, channel_last=False)])
+    modifier = GC.BatchNormalizationFoldingModifier(opposite=True, channel_last=False)
+    gc = GC.GraphConverter([modifier])
     opposite = gc.convert(y)
     # conv1-bn and conv2-bn feed MaxPooling, fc1-bn feeds ReLU: nothing can absorb them
     assert gc.last_result.counts == Counter(kept=3)

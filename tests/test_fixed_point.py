@@ -1,12 +1,14 @@
 """Fixed-point weights and activations: grid, no clipping, error shrinking with n, seed 003."""
 import nnabla as nn
+import nnabla.function as nnabla_function
 import nnabla.functions as F
+import nnabla.parametric_functions as PF
 import numpy as np
 import pytest
 
 import converters as GC
 from converters import quant_math as qm
-from converters.fixed_point import FixedPointActivations, FixedPointWeights
+from converters.fixed_point import ACTIVATION_SIGN, FixedPointActivations, FixedPointWeights
 from converters.graph_view import GraphView
 from quant_testing import (assert_untouched, build, conv_affine_graph, count, functions_of,
                            private_graph, rel_error, snapshot)
@@ -69,6 +71,25 @@ def test_per_channel_steps_follow_each_channel():
     d = delta.ravel().astype(np.float64)
     assert np.all(levels * d >= top) and np.all(levels * d / 2 < top)  # smallest per channel
     assert len(set(d)) > 1  # the channels really differ
+
+
+def test_deconvolution_and_depthwise_steps_are_per_output_channel():
+    def graph(rng):
+        x = nn.Variable.from_numpy_array(rng.normal(size=(1, 3, 6, 6)).astype(np.float32))
+        h = PF.deconvolution(x, 5, (3, 3), name="deconv")  # W (3, 5, 3, 3): outputs on axis 1
+        return [x], [PF.depthwise_convolution(h, (3, 3), name="dw")]  # W (5, 3, 3)
+    (x,), (y,), params = private_graph(graph)
+    out, = FixedPointWeights(n=6, per_channel=True)(y, params=params).outputs
+    grids = {tuple(w.shape): (q, delta) for w, q, delta in _weight_grids([out])}
+    assert np.shape(grids[(3, 5, 3, 3)][1]) == (1, 5, 1, 1)
+    assert np.shape(grids[(5, 3, 3)][1]) == (5, 1, 1)
+    nn.forward_all([q for q, _ in grids.values()])
+    for q, delta in grids.values():
+        np.testing.assert_array_equal(q.d / delta, np.round(q.d / delta))
+
+
+def test_activation_sign_table_names_real_nnabla_functions():
+    assert [k for k in ACTIVATION_SIGN if not hasattr(nnabla_function, k)] == []
 
 
 def test_lenet_output_error_shrinks_with_bits():
@@ -144,9 +165,10 @@ def test_seed_003_sequence_on_lenet():
     snap = snapshot(model)
     y, x = model.outputs[0], model.inputs[0]
     ref = model.forward()[0]
-    converter_w = GC.FixedPointWeightConverter(name="fixed-point-lenet", params=model.params)
-    converter_a = GC.FixedPointActivationConverter(name="fixed-point-lenet", params=model.params)
-    converter = GC.SequentialConverter([converter_w, converter_a], params=model.params)
+    # exactly the seed's calls (no params: weights are found by their input slots)
+    converter_w = GC.FixedPointWeightConverter(name="fixed-point-lenet")
+    converter_a = GC.FixedPointActivationConverter(name="fixed-point-lenet")
+    converter = GC.SequentialConverter([converter_w, converter_a])
     yy = converter.convert(y, [x])
     hist = GraphView(yy, {}).histogram()
     assert hist["ReLU"] == 0 and hist["FixedPointQuantize"] == 6 + 3  # 4 W, 2 b, 3 ReLU

@@ -176,7 +176,7 @@ def test_a_saved_reproducer_replays_the_failure(pytester):
     assert failure.path.endswith("test_fuzz_drop_eps_{}.py".format(failure.seed))
     assert len(failure.shrunk) <= failure.original_nodes
     source = open(failure.path).read()
-    assert "GC_FUZZ_SEED={}".format(failure.seed) in source and "BatchNormalization" in source
+    assert "generate(seed={})".format(failure.seed) in source and "BatchNormalization" in source
     result = pytester.runpytest("-p", "no:cacheprovider", failure.path)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*mismatch*"])
@@ -188,3 +188,11 @@ def test_unknown_target_names_list_the_known_ones():
     with pytest.raises(LookupError, match="cannot load"):
         fuzz_target("no_such_module_here:x")
     assert np.isfinite(fuzz_target("identity").atol)
+
+
+def test_command_line_shows_a_seed_and_soaks(capsys):
+    from gcverify.fuzz.__main__ import main
+    assert main(["--show", "3"]) == 0
+    assert capsys.readouterr().out == generate(3).describe() + "\n"
+    assert main(["--graphs", "5", "--target", "identity"]) == 0
+    assert "identity: seeds 0..4: 5 graphs" in capsys.readouterr().out

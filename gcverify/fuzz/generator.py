@@ -84,24 +84,23 @@ def _sample_join(rng, asm, op_name, opts):
     """Sources for Add2/Mul2 (equal shapes) or Concatenate (equal but for one axis)."""
     concat = op_name == "Concatenate"
     axis = 1
+    if concat and rng.rand() < opts.odd:
+        axis = rng.randint(2, 5)  # concatenation along a spatial axis: legal, rare
     groups = {}
     for i, s in enumerate(asm.shapes):
-        if concat and len(s) > 2 and rng.rand() < opts.odd:
-            axis = rng.randint(2, len(s))  # concatenation along a spatial axis: legal, rare
-        key = s[:axis] + s[axis + 1:] if concat else s
-        groups.setdefault((len(s), key), []).append(i)
-    if concat:
-        groups = {k: v for k, v in groups.items() if len(asm.shapes[v[0]]) > axis}
+        if len(s) > axis:
+            groups.setdefault(s[:axis] + (None,) + s[axis + 1:] if concat else s, []).append(i)
+    args = {"axis": axis} if concat else {}
     pairs = [g for g in groups.values() if len(g) >= 2]
     if not pairs:
-        if rng.rand() < opts.odd and asm.shapes:  # x (op) x: one value read twice by one node
+        if rng.rand() < opts.odd and not concat:  # x + x: one value read twice by one node
             v = _pick_source(rng, asm, opts)
-            return {"op": op_name, "src": [v, v], "args": {"axis": axis} if concat else {}, "share": None}
+            return {"op": op_name, "src": [v, v], "args": args, "share": None}
         return None
     group = pairs[rng.randint(len(pairs))]
     n = 2 if not concat or len(group) == 2 else rng.randint(2, min(3, len(group)) + 1)
     src = [int(v) for v in rng.permutation(group)[:n]]
-    return {"op": op_name, "src": src, "args": {"axis": axis} if concat else {}, "share": None}
+    return {"op": op_name, "src": src, "args": args, "share": None}
 
 
 def _sample_node(rng, asm, op_name, opts):

@@ -20,6 +20,7 @@
 """
 import re
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
@@ -74,6 +75,7 @@ class Outcome:
     kind: Optional[str] = None  # one of FAILURE_KINDS when failed
     message: str = ""
     errors: List[dict] = field(default_factory=list)  # per output: max_abs, scale, allowed
+    changed: bool = False       # the converted graph computes with other functions/arguments
 
     @property
     def ok(self):
@@ -250,4 +252,10 @@ def check(target, model):
     errors, worst = _compare(reference, actual, target)
     if worst:
         return _fail(target, "mismatch", worst, errors)
-    return Outcome(target.name, "converted", errors=errors)
+    return Outcome(target.name, "converted", errors=errors,
+                   changed=_functions(conv.outputs) != _functions(model.outputs))
+
+
+def _functions(outputs):
+    view = GraphView(outputs, {})
+    return Counter((f.info.type_name, repr(sorted(f.info.args.items()))) for f in view.functions)

@@ -13,10 +13,21 @@ from collections import namedtuple
 import nnabla.functions as F
 import numpy as np
 
-__all__ = ["Op", "OPS", "ACTIVATIONS", "conv_out", "deconv_out", "pool_out"]
+__all__ = ["Op", "OPS", "ACTIVATIONS", "InvalidRecipe", "conv_out", "deconv_out", "pool_out"]
+
+
+class InvalidRecipe(ValueError):
+    """The recipe does not describe a valid graph (shapes, sharing or references disagree)."""
+
+
+def _need(condition, message, *args):
+    if not condition:
+        raise InvalidRecipe(message.format(*args))
+
 
 Op = namedtuple("Op", "sample out_shape params build arity")
-# arity: 1 for unary ops; "pair" for two equal shapes; "concat" for a channel concatenation.
+# arity: 1 for unary ops; "pair" for two equal shapes; "concat" for shapes equal but on one axis.
+# ``sample(rng, shape, options)`` gets GenOptions (max_channels, odd) as ``lim``.
 
 
 # --- shape formulas (NNabla's) ---------------------------------------------------------
@@ -34,10 +45,6 @@ def pool_out(size, k, pad, stride, ignore_border):
     if ignore_border:
         return int((size + 2 * pad - k) / stride) + 1
     return (size + pad + stride - 1) // stride
-
-
-def _spatial_ok(sizes, limits):
-    return all(1 <= s <= limits.max_spatial for s in sizes)
 
 
 def _pick(rng, values):
@@ -76,7 +83,14 @@ def _conv_sample(rng, shape, lim):
                 bias=bool(rng.rand() < 0.6))
 
 
+def _window_fits(a, shape, name):
+    _need(len(shape) == len(a["kernel"]) + 2, "{} with a {}-D kernel on shape {}", name, len(a["kernel"]), shape)
+
+
 def _conv_shape(a, shape):
+    _window_fits(a, shape, "Convolution")
+    _need(shape[1] % a["group"] == 0 and a["out"] % a["group"] == 0,
+          "Convolution group {} does not divide {} -> {} channels", a["group"], shape[1], a["out"])
     sp = [conv_out(*t) for t in zip(shape[2:], a["kernel"], a["pad"], a["stride"], a["dilation"])]
     return (shape[0], a["out"]) + tuple(sp)
 
@@ -104,6 +118,9 @@ def _deconv_sample(rng, shape, lim):
 
 
 def _deconv_shape(a, shape):
+    _window_fits(a, shape, "Deconvolution")
+    _need(shape[1] % a["group"] == 0 and a["out"] % a["group"] == 0,
+          "Deconvolution group {} does not divide {} -> {} channels", a["group"], shape[1], a["out"])
     sp = [deconv_out(*t) for t in zip(shape[2:], a["kernel"], a["pad"], a["stride"],
                                        a["dilation"], a["output_padding"])]
     return (shape[0], a["out"]) + tuple(sp)
@@ -134,6 +151,8 @@ def _dw_sample(rng, shape, lim, deconv=False):
 
 
 def _dw_shape(a, shape):
+    _window_fits(a, shape, "DepthwiseConvolution")
+    _need(len(shape) in (3, 4), "DepthwiseConvolution is 1D/2D only, not shape {}", shape)
     sp = [conv_out(*t) for t in zip(shape[2:], a["kernel"], a["pad"], a["stride"], a["dilation"])]
     return (shape[0], shape[1] * a["multiplier"]) + tuple(sp)
 
@@ -151,6 +170,9 @@ def _dw_build(x, a, p):
 
 
 def _dwd_shape(a, shape):
+    _window_fits(a, shape, "DepthwiseDeconvolution")
+    _need(len(shape) in (3, 4), "DepthwiseDeconvolution is 1D/2D only, not shape {}", shape)
+    _need(shape[1] % a["divisor"] == 0, "divisor {} does not divide {} channels", a["divisor"], shape[1])
     sp = [deconv_out(*t) for t in zip(shape[2:], a["kernel"], a["pad"], a["stride"], a["dilation"])]
     return (shape[0], shape[1] // a["divisor"]) + tuple(sp)
 
@@ -175,6 +197,7 @@ def _affine_sample(rng, shape, lim):
 
 
 def _affine_shape(a, shape):
+    _need(1 <= a["base_axis"] < len(shape), "Affine base_axis {} on shape {}", a["base_axis"], shape)
     return tuple(shape[:a["base_axis"]]) + (a["out"],)
 
 
@@ -229,6 +252,7 @@ def _pool_sample(rng, shape, lim, kind):
 
 def _pool_shape(a, shape):
     n = len(a["kernel"])
+    _need(len(shape) >= 4 and 2 <= n <= len(shape) - 2, "pooling with a {}-D kernel on shape {}", n, shape)
     sp = [pool_out(*t, a["ignore_border"]) for t in zip(shape[-n:], a["kernel"], a["pad"], a["stride"])]
     return tuple(shape[:-n]) + tuple(sp)
 
@@ -250,6 +274,7 @@ def _unpool_sample(rng, shape, lim):
 
 def _unpool_shape(a, shape):
     n = len(a["kernel"])
+    _need(len(shape) >= 3 and n <= len(shape) - 2, "Unpooling with a {}-D kernel on shape {}", n, shape)
     return tuple(shape[:-n]) + tuple(s * k for s, k in zip(shape[-n:], a["kernel"]))
 
 
@@ -264,7 +289,13 @@ def _same_shape(a, shape):
 
 def _concat_shape(a, shapes):
     axis = a["axis"]
+    _need(axis < len(shapes[0]), "Concatenate axis {} on shape {}", axis, shapes[0])
     return tuple(shapes[0][:axis]) + (sum(s[axis] for s in shapes),) + tuple(shapes[0][axis + 1:])
+
+
+def _axis_shape(a, shape):
+    _need(max(a.get("axes", [a.get("axis", 0)])) < len(shape), "axis {} on shape {}", a, shape)
+    return tuple(shape)
 
 
 def _softmax_sample(rng, shape, lim):
@@ -291,7 +322,7 @@ ACTIVATIONS = {
     "Sigmoid": _activation(F.sigmoid),
     "Tanh": _activation(F.tanh),
     "Swish": _activation(F.swish),
-    "Softmax": _activation(F.softmax, _softmax_sample),
+    "Softmax": Op(_softmax_sample, _axis_shape, _no_params, lambda x, a, p: F.softmax(x, **a), 1),
 }
 
 OPS = {
@@ -301,7 +332,7 @@ OPS = {
     "DepthwiseDeconvolution": Op(lambda r, s, l: _dw_sample(r, s, l, deconv=True), _dwd_shape,
                                  _dwd_params, _dwd_build, 1),
     "Affine": Op(_affine_sample, _affine_shape, _affine_params, _affine_build, 1),
-    "BatchNormalization": Op(_bn_sample, _same_shape, _bn_params, _bn_build, 1),
+    "BatchNormalization": Op(_bn_sample, _axis_shape, _bn_params, _bn_build, 1),
     "MaxPooling": Op(lambda r, s, l: _pool_sample(r, s, l, "MaxPooling"), _pool_shape, _no_params,
                      _pool_build(F.max_pooling), 1),
     "AveragePooling": Op(lambda r, s, l: _pool_sample(r, s, l, "AveragePooling"), _pool_shape,

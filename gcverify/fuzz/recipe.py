@@ -21,13 +21,9 @@ import numpy as np
 
 from ..models import Model
 from ..zoo.init import randomize_parameters
-from .ops import OPS
+from .ops import OPS, InvalidRecipe
 
 __all__ = ["Recipe", "InvalidRecipe", "Assembler"]
-
-
-class InvalidRecipe(ValueError):
-    """The recipe does not describe a valid graph (shapes, sharing or references disagree)."""
 
 
 def _node_shape(node, shapes):

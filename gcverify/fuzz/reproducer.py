@@ -12,8 +12,8 @@ __all__ = ["write_regression", "regression_source", "regression_name"]
 
 _TEMPLATE = '''"""Fuzz reproducer for {target!r}, written by gcverify.fuzz (replay: pytest {filename}).
 
-Found with GC_FUZZ_SEED={seed} ({size} node draws); shrunk from {before} to {after} nodes.
-Failure when found: {kind}: {message}
+Found by generate(seed={seed}) ({size} node draws); shrunk from {before} to {after} nodes.
+Failure of the graph below: {kind}: {message}
 
 {graph}
 """

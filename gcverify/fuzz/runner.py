@@ -42,15 +42,16 @@ class FuzzReport:
     counts: Counter = field(default_factory=Counter)
     failures: List[FuzzFailure] = field(default_factory=list)
     seconds: float = 0.0
+    changed: int = 0  # converted graphs that differ from the original (not a no-op)
 
     @property
     def graphs(self):
         return sum(self.counts.values())
 
     def summary(self):
-        return "{}: seeds {}..{}: {} graphs in {:.1f}s ({:.0f}/s): {}".format(
+        return "{}: seeds {}..{}: {} graphs in {:.1f}s ({:.0f}/s): {}, {} changed by the conversion".format(
             self.target, self.seeds.start, self.seeds.stop - 1, self.graphs, self.seconds,
-            self.graphs / max(self.seconds, 1e-9), dict(self.counts))
+            self.graphs / max(self.seconds, 1e-9), dict(self.counts), self.changed)
 
     def details(self):
         return "\n\n".join([self.summary()] + [f.report() for f in self.failures])
@@ -68,8 +69,14 @@ def run_fuzz(target, seeds, options=None, save_dir=None, target_ref=None, max_fa
     start = time.perf_counter()
     for seed in seeds:
         recipe = generate(seed, options=options)
-        outcome = check(target, recipe.build())
+        try:
+            model = recipe.build()
+        except Exception as e:  # the generator's fault, not the converter's
+            raise RuntimeError("gcverify.fuzz generated an invalid graph for seed {} ({}):\n{}".format(
+                seed, e, recipe.describe())) from e
+        outcome = check(target, model)
         report.counts[outcome.status] += 1
+        report.changed += outcome.changed
         if outcome.ok:
             continue
         small = shrink(recipe, failure_predicate(target, outcome.kind), options, shrink_budget)

@@ -1,0 +1,67 @@
+"""Save a baseline, compare with it: unchanged passes, planted regressions fail."""
+import json
+
+import pytest
+
+from plugin_project import CONFTEST
+
+SUITE = "def test_conversion(gc_case, gc_verify):\n    gc_verify(gc_case)\n"
+ARGS = ("--gc-models=tiny,lenet", "--gc-converters=identity,relu_to_leaky")
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_suite=SUITE)
+    pytester.runpytest(*ARGS, "--gc-save-baseline=base.json").assert_outcomes(passed=4)
+    return pytester
+
+
+def test_saved_baseline_holds_every_row(project):
+    doc = json.loads((project.path / "base.json").read_text())
+    assert doc["format"] == "gcverify-baseline" and len(doc["entries"]) == 4
+    entry = next(e for k, e in doc["entries"].items() if k.startswith("relu_to_leaky-tiny-cpu"))
+    assert entry["histogram_after"]["LeakyReLU"] == 1 and entry["output_checksum"]
+
+
+def test_compare_with_an_unchanged_run_passes(project):
+    result = project.runpytest(*ARGS, "--gc-baseline=base.json")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*compared with baseline base.json*"])
+
+
+@pytest.mark.parametrize("plant, problem", [
+    ("layers", "*regression against base.json: layer counts after conversion changed: Identity 0->1*"),
+    ("error", "*regression against base.json: normalized error grew 0 -> *(limit 4x the baseline*"),
+])
+def test_planted_regression_fails_its_rows(project, monkeypatch, plant, problem):
+    monkeypatch.setenv("GC_PLANT", plant)
+    result = project.runpytest(*ARGS, "--gc-baseline=base.json")
+    result.assert_outcomes(passed=2, failed=2)  # identity rows unaffected
+    result.stdout.fnmatch_lines([problem])
+
+
+def test_planted_regression_within_tolerance_passes_without_baseline(project, monkeypatch):
+    monkeypatch.setenv("GC_PLANT", "error")
+    project.runpytest(*ARGS).assert_outcomes(passed=4)  # only the baseline can see it
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "*gcverify: --gc-baseline: no baseline file at missing.json (create one with --gc-save-baseline=missing.json)*"),
+    ('{"format": "gcverify-baseline", "version": 1, "entries": {"x', "*gcverify: --gc-baseline: baseline missing.json is corrupt or truncated*"),
+    ('{"format": "gcverify-report", "version": 1, "rows": []}', "*gcverify: --gc-baseline: missing.json is not a gcverify baseline*"),
+])
+def test_bad_baseline_is_a_usage_error_naming_the_file(project, content, message):
+    if content is not None:
+        (project.path / "missing.json").write_text(content)
+    result = project.runpytest(*ARGS, "--gc-baseline=missing.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_xdist_run_saves_the_baseline_once_with_every_row(project):
+    result = project.runpytest_subprocess("-n", "2", *ARGS, "--gc-save-baseline=base2.json")
+    result.assert_outcomes(passed=4)
+    doc = json.loads((project.path / "base2.json").read_text())
+    assert len(doc["entries"]) == 4
+    project.runpytest_subprocess("-n", "2", *ARGS, "--gc-baseline=base2.json").assert_outcomes(passed=4)
