@@ -5,6 +5,12 @@ Only wiring lives here. Each process (the controller and every xdist worker) bui
 Workers run cases (:mod:`gcverify.runner`) and put each row on its test report as JSON;
 the controller gathers rows (:mod:`gcverify.controller`), prints the table once and writes
 the report and baseline. Disable with ``-p no:gcverify``.
+
+Models and converters marked in conftest.py files (``@gcverify.model``,
+``@gcverify.registry.converter``) join the session's registries. Option values are checked
+when pytest configures, so a model named in ``--gc-models`` must come from the zoo, a
+``module:builder`` spec, an ``.nnp`` path, or a conftest.py that pytest loads before
+collecting (the root directory's, or one in a directory given on the command line).
 """
 import os
 

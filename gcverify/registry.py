@@ -13,7 +13,7 @@ There is no module-level registry: a session owns a :class:`ConverterRegistry`
 The built-in entries themselves live in :mod:`gcverify.builtin_converters`.
 """
 import fnmatch
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -135,7 +135,6 @@ class Unchanged:
     """The function histogram is the same before and after (identity, round trips)."""
 
     def check(self, before, after):
-        from collections import Counter
         h0 = Counter(f.info.type_name for f in before)
         h1 = Counter(f.info.type_name for f in after)
         if h0 == h1:

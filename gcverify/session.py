@@ -32,7 +32,7 @@ OPTIONS = (
     ("--gc-graphs", "gc_graphs", "write DOT (and SVG with graphviz) of each graph before/after "
      "conversion into this directory", ""),
     ("--gc-seed", "gc_seed", "seed of model parameters and inputs", "0"),
-    ("--gc-speed-repeats", "gc_speed_repeats", "timed rounds per speed check (interleaved)", "3"),
+    ("--gc-speed-repeats", "gc_speed_repeats", "timed rounds per speed check (interleaved)", "5"),
     ("--gc-error-factor", "gc_error_factor", "baseline: allowed growth factor of errors", "4"),
     ("--gc-speed-margin", "gc_speed_margin", "baseline: allowed relative drop of speed ratios",
      "0.25"),
@@ -66,7 +66,7 @@ class Settings:
     gpus: Optional[List[int]] = None
     graphs: Optional[str] = None
     seed: int = 0
-    speed_repeats: int = 3
+    speed_repeats: int = 5
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     @classmethod

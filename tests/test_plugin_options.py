@@ -109,3 +109,15 @@ def test_a_wrong_conversion_fails_with_numbers_and_the_diverging_function(projec
         "*first divergence at Convolution 'c2/conv' (output 2x2x8x8)*",
         "*would pass with atol >=*",
         "*relu_to_leaky*tiny*cpu*failed*[[]numeric] outputs differ*"])
+
+
+def test_a_model_that_cannot_build_fails_every_row_even_peers(project):
+    project.makeconftest(CONFTEST + '''
+
+@gcverify.model("broken")
+def broken(seed=0):
+    raise RuntimeError("weights file missing")
+''')
+    result = project.runpytest("--gc-models=broken", "--gc-converters=identity,nnabla_bn_fold")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*model 'broken' could not be built and run: RuntimeError: weights file missing*"])

@@ -44,7 +44,7 @@ class GenOptions:
     max_spatial: int = 12
     max_elements: int = 3000
     p_fork: float = 0.3          # a source that is already read by another node
-    p_share: float = 0.15        # reuse an earlier node's parameters
+    p_share: float = 0.3         # reuse an earlier node's parameters
     p_bn_after: float = 0.4      # BatchNormalization right after an inner-product node
     p_extra_output: float = 0.1  # a read value that is also an output
     odd: float = 0.1             # legal but unusual arguments (BN on a spatial axis, ...)

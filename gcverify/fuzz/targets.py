@@ -52,6 +52,24 @@ def _channel_last(model):
                       output_perms=perms)
 
 
+def _channel_round_trip(model):
+    """ChannelLast (outputs left channel-last) then ChannelFirst back: the original numbers."""
+    import converters as GC
+    to_last = GC.ChannelLastModifier(model.inputs, restore_outputs=False)
+    gc = GC.GraphConverter([to_last], params=model.params)
+    middle = gc.convert(model.outputs)
+    middle = [middle] if not isinstance(middle, list) else middle
+    perms = to_last.passes()[0].output_layouts(model.outputs, model.params)
+    names = dict(model.params, **gc.last_result.new_parameters)
+    to_first = GC.ChannelFirstModifier(to_last.inputs_cl)  # restores its outputs to ``middle``'s layouts
+    outputs = GC.GraphConverter([to_first], params=names).convert(middle)
+    converted_to_last = {v for v, x in zip(to_last.inputs_cl, model.inputs) if v is not x}
+    data = [np.moveaxis(d, 1, -1) if v in converted_to_last and v_cf is v else d
+            for v, v_cf, d in zip(to_last.inputs_cl, to_first.inputs_cf, model.input_data)]
+    return Conversion(outputs, inputs=to_first.inputs_cf, input_data=data, params=names,
+                      output_perms=perms)
+
+
 def _cpu_runnable(outputs, params):
     from converters.layout_emulation import cpu_runnable
     return cpu_runnable(outputs, params)
@@ -105,6 +123,8 @@ TARGETS = (
                description="BatchNormalizationFoldingModifier(opposite=True)"),
     FuzzTarget("channel-last", _channel_last, cpu_runnable=_cpu_runnable,
                description="ChannelLastModifier, evaluated on CPU through layout_emulation"),
+    FuzzTarget("channel-round-trip", _channel_round_trip, cpu_runnable=_cpu_runnable,
+               description="ChannelLastModifier(restore_outputs=False) then ChannelFirstModifier"),
     FuzzTarget("fixed-point-weight", _seed003(_fixed_point_weights), atol=1e-4, rtol=1e-4,
                description="FixedPointWeightConverter, 24 bits, per channel"),
     FuzzTarget("fixed-point-activation", _seed003(_fixed_point_activations), atol=1e-3, rtol=1e-4,
