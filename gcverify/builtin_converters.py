@@ -90,6 +90,32 @@ def fixed_point(model):
     return _ours(c, c.convert(list(model.outputs), list(model.inputs)), model)
 
 
+def statistics(model):
+    """StatisticsConverter: recording taps on inner-product inputs, outputs exactly equal."""
+    GC = _gc()
+    c = GC.StatisticsConverter(params=model.params)
+    return _ours(c, c.convert(list(model.outputs), list(model.inputs)), model)
+
+
+def qdq(model):
+    """Int8 quantize/dequantize before inner-product layers, ranges calibrated on the input."""
+    GC = _gc()
+    calibrate = GC.StatisticsConverter(params=model.params)
+    taps = calibrate.convert(list(model.outputs), list(model.inputs))
+    model.feed()
+    nn.forward_all(taps)
+    c = GC.QuantizeDequantizeConverter(ranges=calibrate.recorder, n=8, params=model.params)
+    return _ours(c, c.convert(list(model.outputs), list(model.inputs)), model)
+
+
+def low_rank(model):
+    """Full-rank SVD split of every Affine and Convolution: must reproduce the original."""
+    GC = _gc()
+    c = GC.LowRankConverter(energy=1.0, skip_if_larger=False,
+                            params=model.params)
+    return _ours(c, c.convert(list(model.outputs), list(model.inputs)), model)
+
+
 def identity(model):
     """IdentityConverter: a fresh copy of the graph, exactly equal."""
     GC = _gc()
@@ -153,6 +179,10 @@ BUILTIN = (
     _spec(channel_roundtrip, tolerance=TOLERANCES["exact"],
           layers=tuple(Removes(w) for w in CHANNEL_LAST_OPS)),
     _spec(fixed_point, tolerance=TOLERANCES["quantizer"], layers=_FIXED_POINT_OPS),
+    _spec(statistics, tolerance=TOLERANCES["exact"]),
+    _spec(qdq, tolerance=TOLERANCES["quantizer"],
+          layers=(Adds((Functions("QuantizeLinear"), Functions("DequantizeLinear"))),)),
+    _spec(low_rank, layers=(Adds((Functions("Affine"), Functions("Convolution"))),)),
     _spec(identity, tolerance=TOLERANCES["exact"], layers=(Unchanged(),)),
     _spec(nnabla_bn_fold, "peer", layers=_NO_BN, speed=_CPU_NOT_SLOWER),
     _spec(nnabla_bn_self_fold, "peer", layers=_NO_BN, speed=_CPU_NOT_SLOWER),
