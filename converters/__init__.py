@@ -13,9 +13,9 @@ from .converter_api import __all__ as _converter_all
 from .graph_view import GraphView, histogram_diff
 from .modifier_api import *  # noqa: F401,F403
 from .modifier_api import __all__ as _modifier_all
-from .rewrite import GraphPass, Rewrite, run_passes
+from .rewrite import ConversionWarning, GraphPass, Rewrite, run_passes
 
-__all__ = ["GraphView", "histogram_diff", "GraphPass", "Rewrite", "run_passes"]
+__all__ = ["GraphView", "histogram_diff", "GraphPass", "Rewrite", "run_passes", "ConversionWarning"]
 __all__ += _modifier_all + _converter_all
 from .quant_api import *  # noqa: F401,F403,E402  (fixed point, statistics, QDQ, low rank)
 from .quant_api import __all__ as _quant_all  # noqa: E402

@@ -15,15 +15,20 @@ Guards come first: a BN is left alone, with the reason recorded, when it runs on
 statistics, when its statistics are computed by the graph, when the layer's output also
 goes elsewhere (folding would change the other readers), when the layer's weight is not a
 parameter, when the BN axis is not the layer's channel axis, or when zero padding would meet
-a shifted input. The BN axis is read from the BN's ``axes``, never assumed.
+a shifted input. The BN axis is read from the BN's ``axes``, never assumed. A BN without an
+inference form (training mode, statistics computed by the graph, running variance + eps not
+positive) also raises a :class:`~converters.rewrite.ConversionWarning`; ``strict=True`` turns
+any BN that would stay into a ValueError naming it, before anything is built.
 """
 from collections import namedtuple
+
+import warnings
 
 import numpy as np
 
 from .bn_math import CONSUMER_KINDS, PRODUCER_KINDS, bn_scale_shift, fold_into_consumer, \
     fold_into_producer
-from .rewrite import GraphPass
+from .rewrite import ConversionWarning, GraphPass
 
 __all__ = ["FoldBatchNorm", "LinearizeBatchNorm", "BatchNormInfo", "read_batch_norm",
            "scale_shift_op"]
@@ -52,7 +57,36 @@ def _bn_reason(view, bn):
         v = getattr(bn, role)
         if v is not None and v.parent is not None:
             return "its {} is computed by the graph, not a parameter".format(role)
+    low = float(np.min(bn.var.d)) + bn.eps
+    if not low > 0:  # NaN too: the original computes NaN/inf, which no scale can reproduce
+        return "its running variance + eps is not positive (min {:g}): no finite scale exists".format(low)
     return None
+
+
+_FUSED = ("FusedBatchNormalization: BN, Add2 and activation in one function, which this pass "
+          "does not split")
+
+
+def _settle(name, view, kept, no_inference_form, strict):
+    """Refuse (``strict``) or warn about BNs that stay. Only BNs without an inference form
+    (training mode, computed or invalid statistics) warn: a BN kept for its neighbourhood
+    (a forked output...) is the pass working as intended and is listed in the events."""
+    if strict and kept:
+        raise ValueError("{} (strict=True): {} BatchNormalization function(s) cannot be "
+                         "converted: {}".format(name, len(kept), _listing(view, kept)))
+    if no_inference_form:
+        training = any(r.startswith("batch_stat=True") for r in no_inference_form.values())
+        warnings.warn("{}: {} BatchNormalization function(s) kept as they are: {}{} (strict=True "
+                      "makes this an error)".format(
+                          name, len(no_inference_form), _listing(view, no_inference_form),
+                          "; for inference build the graph with batch_stat=False" if training else ""),
+                      ConversionWarning)
+
+
+def _listing(view, reasons, limit=3):
+    items = ["{}: {}".format(view.describe(f), r) for f, r in list(reasons.items())[:limit]]
+    more = len(reasons) - limit
+    return "; ".join(items) + ("; and {} more".format(more) if more > 0 else "")
 
 
 def _scale_shift(bn):
@@ -113,27 +147,37 @@ class FoldBatchNorm(GraphPass):
     """Fold inference BN into the preceding layer (or the following one: ``opposite``).
 
     ``channel_last`` is accepted for the seed API; the axis always comes from the BN.
+    A BN that stays is noted with its reason; one without an inference form (training
+    mode...) also raises a :class:`ConversionWarning`, and with ``strict=True`` any BN that
+    would stay makes the conversion fail instead (a ValueError naming them).
     """
 
     name = "bn_fold"
 
-    def __init__(self, opposite=False, channel_last=False):
+    def __init__(self, opposite=False, channel_last=False, strict=False):
         self.opposite, self.channel_last = bool(opposite), bool(channel_last)
+        self.strict = bool(strict)
 
     def plan(self, view):
         plan = {"layer": {}, "folded": {}, "kept": {}}  # layer -> bn; bn -> layer; bn -> reason
+        no_inference_form = {}
         for f in view.functions:
+            if f.info.type_name == "FusedBatchNormalization":
+                plan["kept"][f] = _FUSED
             if f.info.type_name != "BatchNormalization":
                 continue
             bn = read_batch_norm(f)
             reason = _bn_reason(view, bn)
-            if reason is None:
+            if reason is not None:
+                no_inference_form[f] = reason
+            else:
                 layer, reason = (self._following if self.opposite else self._preceding)(view, f, bn)
             if reason is None:
                 plan["layer"][layer] = (f, bn)
                 plan["folded"][f] = layer
             else:
                 plan["kept"][f] = reason
+        _settle(self.name, view, plan["kept"], no_inference_form, self.strict)
         return plan
 
     @staticmethod
@@ -215,27 +259,32 @@ class LinearizeBatchNorm(GraphPass):
     """Replace each inference BN by one per-channel ``c0 * x + c1`` op.
 
     ``channel_last`` is accepted for the seed API; the axis always comes from the BN.
+    BNs without an inference form stay as :class:`FoldBatchNorm` describes (warning, or an
+    error with ``strict=True``).
     """
 
     name = "bn_linear"
 
-    def __init__(self, channel_last=False):
-        self.channel_last = bool(channel_last)
+    def __init__(self, channel_last=False, strict=False):
+        self.channel_last, self.strict = bool(channel_last), bool(strict)
 
     def plan(self, view):
-        kept = {}
+        kept, no_inference_form = {}, {}
         for f in view.functions:
-            if f.info.type_name == "BatchNormalization":
+            if f.info.type_name == "FusedBatchNormalization":
+                kept[f] = _FUSED
+            elif f.info.type_name == "BatchNormalization":
                 reason = _bn_reason(view, read_batch_norm(f))
                 if reason is not None:
-                    kept[f] = reason
+                    kept[f] = no_inference_form[f] = reason
+        _settle(self.name, view, kept, no_inference_form, self.strict)
         return kept
 
     def rewrite(self, f, inputs, b, plan):
-        if f.info.type_name != "BatchNormalization":
-            return None
         if f in plan:
             b.note(f, "kept", plan[f])
+            return None
+        if f.info.type_name != "BatchNormalization":
             return None
         bn = read_batch_norm(f)
         c0, c1 = _scale_shift(bn)

@@ -5,6 +5,8 @@ inputs of the graph, runs the passes through the rewrite engine and returns the 
 output(s). New parameters (folded weights) belong to the converted graph; with
 ``register=True`` they are also put into NNabla's parameter scope under ``name``.
 """
+import nnabla as nn
+
 from . import bn_fold, fixed_point
 from .graph_view import GraphView
 from .rewrite import GraphPass, run_passes
@@ -47,7 +49,10 @@ class Converter:
 def _check_inputs(outputs, inputs, params):
     view = GraphView(outputs, params)
     leaves = set(view.inputs) | set(view.parameters)
+    inputs = [inputs] if isinstance(inputs, nn.Variable) else list(inputs)  # never list() a Variable
     for i, x in enumerate(inputs):
+        if not isinstance(x, nn.Variable):
+            raise TypeError("inputs[{}] is a {}, not an nnabla.Variable".format(i, type(x).__name__))
         if x not in leaves:
             raise ValueError("inputs[{}] (shape {}) is not an input of the graph being "
                              "converted".format(i, getattr(x, "shape", "?")))
@@ -67,6 +72,7 @@ class SequentialConverter(Converter):
     def __init__(self, converters, name=None, params=None, context=None, register=False):
         super().__init__(name=name or "sequential", params=params, context=context,
                          register=register)
+        converters = [converters] if isinstance(converters, Converter) else list(converters)
         for c in converters:
             if not isinstance(c, Converter):
                 raise TypeError("SequentialConverter takes Converter objects; got {!r}".format(c))
@@ -79,19 +85,20 @@ class SequentialConverter(Converter):
 class BatchNormalizationLinearConverter(Converter):
     """BN -> one per-channel ``c0 * x + c1`` (the seed's linear form)."""
 
-    def __init__(self, name="bn-linear", channel_last=False, **kw):
+    def __init__(self, name="bn-linear", channel_last=False, strict=False, **kw):
         super().__init__(name=name, **kw)
-        self._passes = [bn_fold.LinearizeBatchNorm(channel_last=channel_last)]
+        self._passes = [bn_fold.LinearizeBatchNorm(channel_last=channel_last, strict=strict)]
 
 
 class BatchNormalizationFoldedConverter(Converter):
     """BN folded into the preceding Convolution/Deconvolution/Affine weights and bias (the
     following layer with ``opposite=True``, where exact). A BN that cannot be folded stays,
-    with its reason in ``last_result.reasons("kept")``."""
+    with its reason in ``last_result.reasons("kept")`` (``strict=True``: a ValueError instead)."""
 
-    def __init__(self, name="bn-folded", opposite=False, channel_last=False, **kw):
+    def __init__(self, name="bn-folded", opposite=False, channel_last=False, strict=False, **kw):
         super().__init__(name=name, **kw)
-        self._passes = [bn_fold.FoldBatchNorm(opposite=opposite, channel_last=channel_last)]
+        self._passes = [bn_fold.FoldBatchNorm(opposite=opposite, channel_last=channel_last,
+                                              strict=strict)]
 
 
 class FixedPointWeightConverter(Converter):

@@ -67,7 +67,11 @@ def check_step(delta, what="delta", allow_none=True):
 
 def check_function_names(names, allowed=None, what="functions"):
     """Validate NNabla function type names (e.g. 'ReLU'); ``allowed`` narrows the set."""
-    names = (names,) if isinstance(names, str) else tuple(names)
+    try:
+        names = (names,) if isinstance(names, str) else tuple(names)
+    except TypeError:
+        raise TypeError("{} must be a function type name or a list of them, got {!r}".format(
+            what, names)) from None
     if not names:
         raise ValueError("{} must name at least one function type".format(what))
     for name in names:

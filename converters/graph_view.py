@@ -10,7 +10,8 @@ from collections import Counter
 import nnabla as nn
 import nnabla.parameter
 
-__all__ = ["GraphView", "histogram_diff", "all_parameters", "PARAMETER_SLOTS"]
+__all__ = ["GraphView", "histogram_diff", "all_parameters", "as_outputs", "parameter_names",
+           "PARAMETER_SLOTS"]
 
 # Input positions that hold learnable parameters or statistics, per function type. A leaf
 # variable in such a slot is a parameter even when no parameter dictionary names it.
@@ -34,10 +35,25 @@ def all_parameters():
         return nn.get_parameters(grad_only=False)
 
 
-def _as_list(outputs):
+def parameter_names(params):
+    """``params`` as a ``{name: Variable}`` dict (None: the global scope); TypeError otherwise."""
+    if params is None:
+        return all_parameters()
+    if not hasattr(params, "items"):
+        raise TypeError("params must be a {{name: Variable}} dict, not a {}".format(
+            type(params).__name__))
+    return dict(params)
+
+
+def as_outputs(outputs):
+    """The graph's output variables as a list; a TypeError naming anything else."""
     if isinstance(outputs, nn.Variable):
         return [outputs]
-    outputs = list(outputs)
+    try:
+        outputs = list(outputs)
+    except TypeError:
+        raise TypeError("a graph is given by an nnabla.Variable or a list of them, not a {}".format(
+            type(outputs).__name__)) from None
     for i, o in enumerate(outputs):
         if not isinstance(o, nn.Variable):
             raise TypeError("output {} is a {}, not an nnabla.Variable".format(i, type(o).__name__))
@@ -56,7 +72,7 @@ class GraphView:
     """
 
     def __init__(self, outputs, params=None):
-        self.outputs = tuple(_as_list(outputs))
+        self.outputs = tuple(as_outputs(outputs))
         self.functions = tuple(self._topological_order(self.outputs))
         self._position = {f: i for i, f in enumerate(self.functions)}
         self._consumers = {}
@@ -64,7 +80,7 @@ class GraphView:
             for i, v in enumerate(f.inputs):
                 self._consumers.setdefault(v, []).append((f, i))
         self._output_set = set(self.outputs)
-        names = all_parameters() if params is None else params
+        names = parameter_names(params)
         self._param_name = {v: k for k, v in names.items()}
         self.inputs, self.parameters = self._classify_leaves()
 

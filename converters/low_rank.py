@@ -18,6 +18,7 @@ Grouped and channel-last convolutions are left alone (noted).
 import numpy as np
 
 from . import quant_math
+from .fixed_point import check_function_names
 from .rewrite import GraphPass
 
 __all__ = ["LowRank", "inner_product_cost", "LOW_RANK_TYPES"]
@@ -70,12 +71,7 @@ class LowRank(GraphPass):
     def __init__(self, rank=None, energy=None, functions=LOW_RANK_TYPES, skip_if_larger=True):
         quant_math.choose_rank([1.0], rank, energy)  # validates rank / energy now
         self.rank, self.energy = rank, energy
-        functions = (functions,) if isinstance(functions, str) else tuple(functions)
-        for name in functions:
-            if name not in LOW_RANK_TYPES:
-                raise ValueError("functions: unknown function name {!r}; low-rank "
-                                 "decomposition handles {}".format(name, ", ".join(LOW_RANK_TYPES)))
-        self.functions = functions
+        self.functions = check_function_names(functions, LOW_RANK_TYPES)
         self.skip_if_larger = bool(skip_if_larger)
 
     def _matrix(self, f):

@@ -4,6 +4,8 @@ Each modifier is a thin, named bundle of passes; ``GraphConverter`` runs all of 
 the rewrite engine in order. A modifier keeps only what the seed API exposes after a
 conversion (``ChannelLastModifier.inputs_cl``); nothing carries into the next conversion.
 """
+import nnabla as nn
+
 from . import bn_fold, layout
 from .rewrite import run_passes
 
@@ -29,13 +31,24 @@ class Modifier:
 
 
 def _flatten(modifiers):
-    for m in modifiers:
-        if isinstance(m, (list, tuple)):
-            yield from _flatten(m)
-        elif isinstance(m, Modifier):
-            yield m
-        else:
-            raise TypeError("GraphConverter takes Modifier objects; got {!r}".format(m))
+    """Modifiers in order from a Modifier or (nested) lists of them."""
+    if isinstance(modifiers, Modifier):
+        yield modifiers
+        return
+    try:
+        items = None if isinstance(modifiers, (str, bytes, nn.Variable)) else list(modifiers)
+    except TypeError:
+        items = None
+    if items is None:
+        raise TypeError("GraphConverter takes Modifier objects; got {!r}".format(modifiers))
+    for m in items:
+        yield from _flatten(m)
+
+
+def _variables(inputs):
+    """A list of the given variables; a single Variable is one input (never ``list()`` it:
+    NNabla's ``__getitem__`` would slice it)."""
+    return [inputs] if isinstance(inputs, nn.Variable) else list(inputs)
 
 
 class GraphConverter:
@@ -66,17 +79,20 @@ class GraphConverter:
 class BatchNormalizationFoldingModifier(Modifier):
     """Fold BatchNormalization into the preceding Convolution/Deconvolution/Affine
     (or, with ``opposite=True``, into the following one where that is exact). A BN that
-    cannot be folded stays; ``GraphConverter.last_result.reasons("kept")`` says why."""
+    cannot be folded stays; ``GraphConverter.last_result.reasons("kept")`` says why
+    (``strict=True``: a ValueError instead)."""
 
-    def __init__(self, opposite=False, channel_last=False):
-        self._passes = [bn_fold.FoldBatchNorm(opposite=opposite, channel_last=channel_last)]
+    def __init__(self, opposite=False, channel_last=False, strict=False):
+        self._passes = [bn_fold.FoldBatchNorm(opposite=opposite, channel_last=channel_last,
+                                              strict=strict)]
 
 
 class BatchNormalizationSelfFoldingModifier(Modifier):
-    """Replace each inference BatchNormalization by one per-channel scale-and-shift."""
+    """Replace each inference BatchNormalization by one per-channel scale-and-shift
+    (``strict=True``: a BN that cannot be replaced is a ValueError, not kept)."""
 
-    def __init__(self, channel_last=False):
-        self._passes = [bn_fold.LinearizeBatchNorm(channel_last=channel_last)]
+    def __init__(self, channel_last=False, strict=False):
+        self._passes = [bn_fold.LinearizeBatchNorm(channel_last=channel_last, strict=strict)]
 
 
 class ChannelLastModifier(Modifier):
@@ -85,7 +101,7 @@ class ChannelLastModifier(Modifier):
     layout (one final transpose for a spatial output) unless ``restore_outputs=False``."""
 
     def __init__(self, inputs, inputs_cl=None, restore_outputs=True):
-        self._inputs = list(inputs)
+        self._inputs = _variables(inputs)
         self._passes = [layout.ToChannelLast(self._inputs, inputs_cl=inputs_cl,
                                              restore_outputs=restore_outputs)]
         self.inputs_cl = None
@@ -98,7 +114,7 @@ class ChannelFirstModifier(Modifier):
     """NHWC -> NCHW, the opposite of :class:`ChannelLastModifier`; ``inputs_cf`` likewise."""
 
     def __init__(self, inputs, inputs_cf=None, restore_outputs=True):
-        self._inputs = list(inputs)
+        self._inputs = _variables(inputs)
         self._passes = [layout.ToChannelFirst(self._inputs, inputs_cf=inputs_cf,
                                               restore_outputs=restore_outputs)]
         self.inputs_cf = None

@@ -104,6 +104,10 @@ def quantize_dequantize(x, scale, zero_point, n=8, symmetric=True):
     return ((q - zero_point) * scale).astype(np.float32)
 
 
+def _is_number(x):
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
 def choose_rank(singular_values, rank=None, energy=None):
     """Rank to keep: ``rank`` (capped at the full rank) or the smallest ``r`` whose kept
     energy ``sum_{i<r} s_i^2 / sum s_i^2`` reaches ``energy``."""
@@ -111,10 +115,10 @@ def choose_rank(singular_values, rank=None, energy=None):
     if (rank is None) == (energy is None):
         raise ValueError("give exactly one of rank= or energy=")
     if rank is not None:
-        if int(rank) != rank or rank < 1:
+        if not _is_number(rank) or not np.isfinite(rank) or int(rank) != rank or rank < 1:
             raise ValueError("rank must be an integer >= 1, got {!r}".format(rank))
         return int(min(rank, s.size))
-    if not 0.0 < energy <= 1.0:
+    if not _is_number(energy) or not 0.0 < energy <= 1.0:
         raise ValueError("energy must be in (0, 1], got {!r}".format(energy))
     total = float(np.sum(s ** 2))
     if total == 0.0:

@@ -21,11 +21,17 @@ import nnabla.function as _functions
 import nnabla.parameter
 import numpy as np
 
-from .graph_view import GraphView, all_parameters
+from .graph_view import GraphView, as_outputs, parameter_names
 
-__all__ = ["GraphPass", "Builder", "Rewrite", "Event", "rebuild", "run_passes", "call_function"]
+__all__ = ["GraphPass", "Builder", "Rewrite", "Event", "rebuild", "run_passes", "call_function",
+           "ConversionWarning"]
 
 Event = namedtuple("Event", "function action reason")
+
+
+class ConversionWarning(UserWarning):
+    """A conversion left something as it was that the user most likely wanted converted
+    (e.g. a BatchNormalization in training mode); the Rewrite's events say the same."""
 
 
 def call_function(type_name, inputs, args, n_outputs=1, context=None):
@@ -154,6 +160,11 @@ class GraphPass:
 
 def rebuild(view, graph_pass, context=None, taken_names=()):
     """Run one pass over ``view``; returns (new outputs, builder, replaced inputs)."""
+    for f in view.functions:  # refused before anything is built
+        if not hasattr(_functions, f.info.type_name):
+            raise ValueError("{} is not an NNabla function type (a Python function such as a "
+                             "statistics tap?): a conversion cannot rebuild it; convert the "
+                             "graph without it".format(view.describe(f)))
     b = Builder(view, context, taken_names)
     plan = graph_pass.plan(view)
     replaced_inputs = graph_pass.input_map(view, b, plan)
@@ -177,10 +188,10 @@ def rebuild(view, graph_pass, context=None, taken_names=()):
 def run_passes(passes, outputs, params=None, context=None):
     """Apply passes in order, each on the previous one's result; returns a :class:`Rewrite`."""
     single = isinstance(outputs, nn.Variable)
-    names = dict(all_parameters() if params is None else params)
+    names = parameter_names(params)
     input_map, new_params, events, var_map = {}, {}, [], None
     # Never list() a Variable: NNabla's __getitem__ would slice it element by element.
-    current = [outputs] if single else list(outputs)
+    current = as_outputs(outputs)
     for graph_pass in passes:
         view = GraphView(current, names)
         current, b, replaced = rebuild(view, graph_pass, context, taken_names=names)

@@ -126,6 +126,10 @@ class StatisticsRecorder:
     """
 
     def __init__(self, bins=256, channel_axis=1):
+        if channel_axis is not None and (isinstance(channel_axis, bool) or
+                                         not isinstance(channel_axis, (int, np.integer))):
+            raise ValueError("channel_axis must be an axis number or None, got {!r}".format(
+                channel_axis))
         self.bins, self.channel_axis = _check_bins(bins), channel_axis
         self._records = {}
 

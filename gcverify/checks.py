@@ -1,7 +1,7 @@
 """Checks of one conversion, each giving a bounded message with the numbers a person needs.
 
 - numeric: max abs / max rel error, the smallest atol and rtol that would have passed, the
-  share and first index of mismatching elements (``Tolerance``: ``|d| <= atol*max|e| + rtol*|e|``);
+  share and first index of mismatching elements (``Tolerance``: ``|d| <= floor + atol*max|e| + rtol*|e|``);
   on failure :func:`locate_divergence` names the first function whose output diverges;
 - layers: the function histogram before and after against the converter's rules;
 - speed: both timings (warm-up, device synchronisation, interleaved) and their ratio;
@@ -72,7 +72,7 @@ def compare_arrays(actual, expected, tol):
     d = np.where(np.isnan(d), np.inf, d)  # NaN on one side only is a mismatch
     ae = np.abs(np.where(np.isfinite(e), e, 0.0))
     scale = float(ae.max()) if ae.size else 0.0
-    atol_abs = tol.atol * scale
+    atol_abs = tol.floor + tol.atol * scale
     bad = d > atol_abs + tol.rtol * ae
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(ae > 0, d / ae, np.where(d > 0, np.inf, 0.0))
@@ -85,7 +85,7 @@ def compare_arrays(actual, expected, tol):
     first = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape)) if bad.any() else None
     if not d.size:
         return ArrayDiff(e.shape, passed, size=0)
-    need_a = float(max(0.0, (d - tol.rtol * ae).max()))
+    need_a = float(max(0.0, (d - tol.floor - tol.rtol * ae).max()))
     return ArrayDiff(e.shape, passed, float(d.max()), float(rel.max()), scale, rms,
                      int(bad.sum()), int(e.size), first,
                      need_a / scale if scale > 0 else need_a, float(need_r.max()))

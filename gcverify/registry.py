@@ -13,6 +13,7 @@ There is no module-level registry: a session owns a :class:`ConverterRegistry`
 The built-in entries themselves live in :mod:`gcverify.builtin_converters`.
 """
 import fnmatch
+import functools
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Tuple
@@ -31,10 +32,11 @@ class UnknownConverterError(LookupError):
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Element ``i`` passes when ``|a_i - e_i| <= atol * scale + rtol * |e_i|``.
+    """Element ``i`` passes when ``|a_i - e_i| <= floor + atol * scale + rtol * |e_i|``.
 
     ``scale`` is ``max |e|`` over the output, so ``atol`` is relative to the output's
-    magnitude (ResNet-50 outputs reach 1e3; float32 rounding grows with them). With ``rms``
+    magnitude (ResNet-50 outputs reach 1e3; float32 rounding grows with them); ``floor`` is
+    an absolute error always allowed (outputs near zero that are sums of large terms). With ``rms``
     set, the relative RMS error ``sqrt(mean(d^2) / mean(e^2))`` must also stay below it
     (an error statistic, for quantizers whose every element moves a little).
     """
@@ -43,23 +45,25 @@ class Tolerance:
     atol: float = 1e-5
     rms: Optional[float] = None
     name: str = ""
+    floor: float = 0.0
 
     def merged(self, overrides):
-        """A copy with ``{"rtol": .., "atol": .., "rms": ..}`` or ``{"preset": "float16"}``."""
+        """A copy with ``{"rtol": .., "atol": .., "rms": .., "floor": ..}`` or ``{"preset": "float16"}``."""
         overrides = dict(overrides or {})
         base = TOLERANCES[overrides.pop("preset")] if "preset" in overrides else self
-        unknown = sorted(set(overrides) - {"rtol", "atol", "rms"})
+        unknown = sorted(set(overrides) - {"rtol", "atol", "rms", "floor"})
         if unknown:
-            raise ValueError("unknown tolerance key(s) {}; use rtol, atol, rms or preset".format(
+            raise ValueError("unknown tolerance key(s) {}; use rtol, atol, rms, floor or preset".format(
                 ", ".join(unknown)))
         if not overrides:
             return base
         return replace(base, name=base.name + "*" if base.name else "", **overrides)
 
     def describe(self):
-        if self.rtol == 0 and self.atol == 0 and self.rms is None:
+        if self.rtol == 0 and self.atol == 0 and self.rms is None and self.floor == 0:
             return "exact"
         text = "rtol={:g} atol={:g}*max|y|".format(self.rtol, self.atol)
+        text += " floor={:g}".format(self.floor) if self.floor else ""
         return text + (" rms<={:g}".format(self.rms) if self.rms is not None else "")
 
 
@@ -168,20 +172,32 @@ class Speed:
 
 @dataclass
 class Conversion:
-    """What a converter produced, normalised for the checks.
+    """What a converter produced, normalised for the checks (the matrix and the fuzzer).
 
-    ``inputs[i]`` is the variable to feed with the model's ``input_data[i]`` (possibly in
-    channel-last order); ``var_map`` maps original variables to the converted graph's (for
-    locating the first diverging function); ``parameters`` names the converted graph's
-    parameters (model parameters plus new ones).
+    ``inputs[i]`` is the variable to feed with the model's ``input_data[i]`` (None: the
+    model's own inputs), moved by ``input_perms[i]`` (``transpose`` axes, e.g. channel-last;
+    None: as is), unless ``input_data`` gives the arrays outright. Output ``i`` holds
+    ``transpose(original_i, output_perms[i])`` (None: the original layout).
+    :mod:`gcverify.evaluation` feeds and reads a conversion by these fields. ``var_map`` maps
+    original variables to the converted graph's (for locating the first diverging
+    function); ``parameters`` names the converted graph's parameters (model parameters plus
+    new ones).
     """
 
     outputs: List[object]
-    inputs: List[object]
+    inputs: Optional[List[object]] = None
     var_map: Dict[object, object] = field(default_factory=dict)
     parameters: Dict[str, object] = field(default_factory=dict)
     events: list = field(default_factory=list)
     seconds: Optional[float] = None  # conversion time, when measured
+    input_perms: Optional[list] = None
+    input_data: Optional[list] = None
+    output_perms: Optional[list] = None
+
+    @property
+    def params(self):
+        """``parameters`` under the name the fuzz harness's own Conversion used."""
+        return self.parameters
 
 
 def as_conversion(result, model):
@@ -189,6 +205,9 @@ def as_conversion(result, model):
     ``(outputs, inputs)``; the model's own inputs are fed when none are given."""
     import nnabla as nn
     if isinstance(result, Conversion):
+        if result.inputs is None or not result.parameters:
+            result = replace(result, inputs=list(model.inputs if result.inputs is None else result.inputs),
+                             parameters=result.parameters or dict(model.params))
         return result
     inputs = list(model.inputs)
     if isinstance(result, tuple) and len(result) == 2 and not isinstance(result[0], nn.Variable):
@@ -224,6 +243,12 @@ class ConverterSpec:
 
     def tolerance_for(self, model):
         return self.tolerance.merged(model.tolerance_for(self.name))
+
+    def variant(self, name, options=None, **changes):
+        """This entry under another ``name``: ``convert`` called with the keyword arguments
+        ``options``, and any other field replaced by ``changes`` (tolerance, layers...)."""
+        convert = functools.partial(self.convert, **options) if options else self.convert
+        return replace(self, name=name, convert=convert, **changes)
 
     def speed_on(self, device):
         return next((s for s in self.speed if s.device == device), None)

@@ -15,7 +15,7 @@ from tabulate import tabulate
 
 __all__ = ["REPORT_FORMAT", "ReportFileError", "environment", "machine_id", "table",
            "write_json_atomic", "read_json", "report_document", "load_report", "merge_rows",
-           "check_writable", "short"]
+           "check_writable", "check_replaceable", "short"]
 
 REPORT_FORMAT = "gcverify-report"
 VERSION = 1
@@ -116,11 +116,34 @@ def check_writable(path, what):
         raise ReportFileError("{} {}: directory {} is not writable".format(what, path, directory))
 
 
+def check_replaceable(path, fmt, what, option):
+    """Raise ReportFileError unless ``path`` can be written and holds nothing but a gcverify
+    document of format ``fmt`` (or is absent or empty): a report must never replace a baseline
+    or a user's file, nor a baseline anything else."""
+    check_writable(path, option)
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        found = doc.get("format") if isinstance(doc, dict) else None
+    except (OSError, ValueError):
+        found = None
+    if found != fmt:
+        raise ReportFileError("{} {}: the file exists and is not a gcverify {} ({}); refusing to "
+                              "replace it: move it away or choose another path".format(
+                                  option, path, what, "format {!r}".format(found) if found
+                                  else "not gcverify JSON"))
+
+
 def write_json_atomic(path, document, what="report"):
     """Write ``document`` to ``path`` atomically; the old file survives any failure."""
     check_writable(path, what)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".gcverify-", suffix=".tmp", dir=directory)
+    try:  # the check above cannot see everything (root on a read-only mount, a race)
+        fd, tmp = tempfile.mkstemp(prefix=".gcverify-", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise ReportFileError("cannot write {} {}: {}".format(what, path, e)) from None
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(document, f, indent=1, sort_keys=True, allow_nan=True)

@@ -9,11 +9,11 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from .baseline import Baseline, Thresholds
+from .baseline import BASELINE_FORMAT, Baseline, Thresholds
 from .devices import UnknownDeviceError, parse_devices, parse_gpus
 from .models import ModelRegistry, UnknownModelError
 from .registry import ConverterRegistry, UnknownConverterError
-from .report import ReportFileError, check_writable
+from .report import REPORT_FORMAT, ReportFileError, check_replaceable
 
 __all__ = ["OPTIONS", "Settings", "Session", "Case", "SettingsError", "ModelCache"]
 
@@ -82,15 +82,7 @@ class Settings:
             gpus = parse_gpus(get("gc_gpus"))
         except (UnknownModelError, UnknownDeviceError, UnknownConverterError) as e:
             raise SettingsError(str(e).strip("'\"")) from None
-        paths = {}
-        for key, what in (("gc_report", "--gc-report"), ("gc_save_baseline", "--gc-save-baseline")):
-            path = get(key) or None
-            if path:
-                try:
-                    check_writable(path, what)
-                except ReportFileError as e:
-                    raise SettingsError(str(e)) from None
-            paths[key] = path
+        paths = _output_paths(get)
         graphs = get("gc_graphs") or None
         if graphs and os.path.exists(graphs) and not os.path.isdir(graphs):
             raise SettingsError("--gc-graphs {} exists and is not a directory".format(graphs))
@@ -99,6 +91,33 @@ class Settings:
                    _number(get, "gc_seed", int, 0), _number(get, "gc_speed_repeats", int, 1),
                    Thresholds(error_factor=_number(get, "gc_error_factor", float, 1.0),
                               speed_margin=_number(get, "gc_speed_margin", float, 0.0)))
+
+
+def _output_paths(get):
+    """The report and baseline paths, checked before any test runs: each output can be
+    written and replaces only a file of its own kind, and no two options name one file
+    (the report would overwrite the baseline it was compared with)."""
+    paths, seen = {}, {}
+    for key, what, fmt in (("gc_report", "report", REPORT_FORMAT),
+                           ("gc_save_baseline", "baseline", BASELINE_FORMAT),
+                           ("gc_baseline", None, None)):
+        option = "--" + key.replace("_", "-")
+        path = get(key) or None
+        paths[key] = path
+        if not path:
+            continue
+        real = os.path.realpath(path)
+        clash = seen.get(real)
+        if clash and not {clash, option} == {"--gc-baseline", "--gc-save-baseline"}:
+            raise SettingsError("{} and {} both name {}; the report would overwrite the "
+                                "baseline".format(clash, option, path))
+        seen[real] = option
+        if what:
+            try:
+                check_replaceable(path, fmt, what, option)
+            except ReportFileError as e:
+                raise SettingsError(str(e)) from None
+    return paths
 
 
 def _number(get, key, kind, minimum):

@@ -23,6 +23,16 @@ def global_scope_untouched():
         assert id(after[k]) == ident and np.array_equal(after[k].d, data), k
 
 
+@pytest.fixture
+def project(pytester):
+    """A downstream project (tests/plugin_project.py: a tiny model and a converter of its own
+    in its conftest) with the verification suite, for real pytest sessions."""
+    from plugin_project import CONFTEST, SUITE
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_suite=SUITE)
+    return pytester
+
+
 def pytest_addoption(parser):
     """Options of the random-graph fuzz suite (tests/test_fuzz.py); each defaults to its env var."""
     group = parser.getgroup("gc-fuzz", "random-graph fuzzing of the converters")

@@ -1,6 +1,9 @@
 """A downstream project for the plugin's pytester tests: its conftest registers a tiny model
 and a converter of its own, the way users do."""
 
+# The verification suite's test module, as users write it.
+SUITE = "def test_conversion(gc_case, gc_verify):\n    gc_verify(gc_case)\n"
+
 CONFTEST = '''
 import os
 

@@ -3,18 +3,14 @@ import json
 
 import pytest
 
-from plugin_project import CONFTEST
-
-SUITE = "def test_conversion(gc_case, gc_verify):\n    gc_verify(gc_case)\n"
 ARGS = ("--gc-models=tiny,lenet", "--gc-converters=identity,relu_to_leaky")
 
 
 @pytest.fixture
-def project(pytester):
-    pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_suite=SUITE)
-    pytester.runpytest(*ARGS, "--gc-save-baseline=base.json").assert_outcomes(passed=4)
-    return pytester
+def project(project):
+    """The downstream project (tests/conftest.py) with a baseline saved from a clean run."""
+    project.runpytest(*ARGS, "--gc-save-baseline=base.json").assert_outcomes(passed=4)
+    return project
 
 
 def test_saved_baseline_holds_every_row(project):

@@ -1,7 +1,7 @@
 """A downstream project uses the fixtures in its own tests, with its own registered model."""
 import pytest
 
-from plugin_project import CONFTEST
+from plugin_project import CONFTEST, SUITE
 
 DOWNSTREAM_TESTS = '''
 import nnabla as nn
@@ -79,7 +79,7 @@ def test_downstream_device_parametrisation_skips_missing_cudnn(downstream):
 
 
 def test_downstream_suite_without_options_uses_the_default_models(downstream):
-    downstream.makepyfile(test_suite="def test_conversion(gc_case, gc_verify):\n    gc_verify(gc_case)\n")
+    downstream.makepyfile(test_suite=SUITE)
     result = downstream.runpytest("--collect-only", "-q", "--gc-converters=identity")
     ids = {line.split("[")[1].rstrip("]") for line in result.outlines if "test_conversion[" in line}
     assert "identity-tiny-cpu" in ids and "identity-lenet-cpu" in ids

@@ -5,14 +5,7 @@ import pytest
 
 from plugin_project import CONFTEST
 
-SUITE = "def test_conversion(gc_case, gc_verify):\n    gc_verify(gc_case)\n"
 
-
-@pytest.fixture
-def project(pytester):
-    pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_suite=SUITE)
-    return pytester
 
 
 def test_matrix_ids_and_table(project):

@@ -4,17 +4,7 @@ import json
 
 import pytest
 
-from plugin_project import CONFTEST
-
-SUITE = "def test_conversion(gc_case, gc_verify):\n    gc_verify(gc_case)\n"
 CONVERTERS = "--gc-converters=identity,relu_to_leaky,bn_fold,nnabla_channel_last"
-
-
-@pytest.fixture
-def project(pytester):
-    pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_suite=SUITE)
-    return pytester
 
 
 def test_two_workers_one_complete_table_and_report(project):
