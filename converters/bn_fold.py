@@ -73,20 +73,23 @@ def _settle(name, view, kept, no_inference_form, strict):
     (a forked output...) is the pass working as intended and is listed in the events."""
     if strict and kept:
         raise ValueError("{} (strict=True): {} BatchNormalization function(s) cannot be "
-                         "converted: {}".format(name, len(kept), _listing(view, kept)))
+                         "converted: {}".format(name, len(kept), _grouped(view, kept)))
     if no_inference_form:
         training = any(r.startswith("batch_stat=True") for r in no_inference_form.values())
-        warnings.warn("{}: {} BatchNormalization function(s) kept as they are: {}{} (strict=True "
-                      "makes this an error)".format(
-                          name, len(no_inference_form), _listing(view, no_inference_form),
+        warnings.warn("{} kept {} BatchNormalization function(s) that have no inference form: {}{}; "
+                      "strict=True makes this an error".format(
+                          name, len(no_inference_form), _grouped(view, no_inference_form),
                           "; for inference build the graph with batch_stat=False" if training else ""),
                       ConversionWarning)
 
 
-def _listing(view, reasons, limit=3):
-    items = ["{}: {}".format(view.describe(f), r) for f, r in list(reasons.items())[:limit]]
-    more = len(reasons) - limit
-    return "; ".join(items) + ("; and {} more".format(more) if more > 0 else "")
+def _grouped(view, reasons, limit=3):
+    """``{function: reason}`` as text, functions grouped by reason (at most ``limit`` named)."""
+    by_reason = {}
+    for f, reason in reasons.items():
+        by_reason.setdefault(reason, []).append(view.describe(f))
+    return "; ".join("{}{} ({})".format(", ".join(fs[:limit]), ", ..." if len(fs) > limit else "", r)
+                     for r, fs in by_reason.items())
 
 
 def _scale_shift(bn):

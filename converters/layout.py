@@ -35,7 +35,7 @@ from . import layout_math as lm
 from .graph_view import GraphView
 from .layout_rules import Decides, Direction
 from .layout_table import rule_for
-from .rewrite import GraphPass
+from .rewrite import Event, GraphPass
 
 __all__ = ["LayoutPass", "ToChannelLast", "ToChannelFirst"]
 
@@ -207,6 +207,20 @@ class LayoutPass(GraphPass):
                 else:
                     b.note(f, "layout", "output is transpose(original, {}) ({})".format(p, plan.d.word))
         return outs
+
+    def finish_outputs(self, view, b, plan, outputs):
+        # A listed input that is also a graph output is computed by no function, so
+        # rewrite() never restored it: do it here.
+        if not plan.restore:
+            return outputs
+        restored = []
+        for o, new in zip(view.outputs, outputs):
+            if o.parent is None and not lm.is_identity(plan.perm_of(o)):
+                new = plan.bring(b, o, lm.identity(len(o.shape)))
+                b.events.append(Event("graph input {}".format(tuple(o.shape)), "restored",
+                                      "an input passed through as an output, transposed back"))
+            restored.append(new)
+        return restored
 
     def output_layouts(self, outputs, params=None):
         """The layout of each output of the converted graph, as ``transpose`` axes of the

@@ -154,6 +154,11 @@ class GraphPass:
         """Replace graph inputs before the walk (e.g. channel-last inputs): {old: new}."""
         return {}
 
+    def finish_outputs(self, view, b, plan, outputs):
+        """The new graph's outputs, one per original output: a last look after the walk
+        (e.g. a graph input that is also an output, which no function computes)."""
+        return outputs
+
     def __call__(self, outputs, params=None, context=None):
         return run_passes([self], outputs, params=params, context=context)
 
@@ -182,7 +187,8 @@ def rebuild(view, graph_pass, context=None, taken_names=()):
                 graph_pass.name, len(out), view.describe(f), len(f.outputs)))
         for old, new in zip(f.outputs, out):
             b.bind(old, new)
-    return [b.new(o) for o in view.outputs], b, replaced_inputs
+    outputs = graph_pass.finish_outputs(view, b, plan, [b.new(o) for o in view.outputs])
+    return outputs, b, replaced_inputs
 
 
 def run_passes(passes, outputs, params=None, context=None):

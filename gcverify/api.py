@@ -1,14 +1,14 @@
 """What the fixtures do, usable without pytest too: convert a model, assert two graphs
 equivalent with the numeric report, count functions."""
 from collections import Counter
-
-import nnabla as nn
+from dataclasses import replace
 
 from converters.graph_view import GraphView
 
-from .checks import locate_divergence, numeric_check, to_original_layout
+from .checks import locate_divergence, numeric_check
+from .evaluation import feed, feed_conversion, guess_layouts, on_cpu, run_conversion, runnable_outputs
 from .registry import MARK, TOLERANCES, Conversion, ConverterSpec, Tolerance, as_conversion
-from .runner import convert_model, evaluate, feed
+from .runner import convert_model
 
 __all__ = ["resolve_converter", "convert", "assert_equivalent", "count_functions", "as_tolerance"]
 
@@ -64,22 +64,19 @@ def assert_equivalent(model, converted, tolerance=None, inputs=None):
     CheckResult otherwise.
     """
     __tracebackhide__ = True
-    conversion = converted if isinstance(converted, Conversion) else as_conversion(converted, model)
+    conversion = as_conversion(converted, model)
+    if inputs is not None:
+        conversion = replace(conversion, inputs=list(inputs))
+    conversion = guess_layouts(replace(conversion), model)  # a copy: the caller's stays as given
     tol = as_tolerance(tolerance)
     reference = model.forward()
-    feed_to = list(inputs) if inputs is not None else conversion.inputs
-    outputs = conversion.outputs
-    on_cpu = nn.get_current_context().backend[0].startswith("cpu")
-    if on_cpu and any(f.info.args.get("channel_last") is True for f in GraphView(outputs, {}).functions):
-        from .runner import _cpu_runnable
-        outputs = _cpu_runnable(conversion)
-    actual = evaluate(outputs, feed_to, model.input_data)
-    actual = [to_original_layout(a, r.shape) for a, r in zip(actual, reference)]
+    outputs = runnable_outputs(conversion, on_cpu())
+    actual = run_conversion(conversion, model.input_data, outputs)
     result = numeric_check(actual, reference, tol)
     if not result.passed and conversion.var_map and outputs is conversion.outputs:
         def feed_both():
             feed(model.inputs, model.input_data)
-            feed(feed_to, model.input_data)
+            feed_conversion(conversion, model.input_data)
         where = locate_divergence(model.outputs, outputs, conversion.var_map, feed_both, tol,
                                   GraphView(model.outputs, model.params).describe)
         if where:

@@ -90,9 +90,10 @@ class Baseline:
     @classmethod
     def save_rows(cls, path, rows):
         """Write ``rows`` into the baseline at ``path``, keeping entries of other rows and
-        machines; refuses to replace a file that is not a gcverify baseline."""
+        machines; refuses to replace a file that is not a gcverify baseline (an empty file is
+        replaced)."""
         import os
-        base = cls.load(path) if os.path.exists(path) else cls()
+        base = cls.load(path) if os.path.exists(path) and os.path.getsize(path) else cls()
         n = base.update(rows)
         base.save(path)
         return n

@@ -2,8 +2,11 @@
 APIs) and NNabla 1.39's built-in modifiers as peers for comparison.
 
 Each ``convert(model)`` works on the model it is given (the runner hands it a fresh copy) and
-returns a :class:`~gcverify.registry.Conversion`. Adding a converter is one function plus
-one :class:`~gcverify.registry.ConverterSpec` in ``BUILTIN``.
+returns a :class:`~gcverify.registry.Conversion`, stating where the layout conversions moved
+inputs and outputs. Adding a converter is one function plus one
+:class:`~gcverify.registry.ConverterSpec` in ``BUILTIN``; a variant (other options, other
+expectations) is ``spec.variant(name, options, ...)``. The fuzzer
+(:mod:`gcverify.fuzz.targets`) fuzzes these same entries.
 
 Peers run inside ``model.parameter_scope()``, a throwaway scope holding the model's
 parameters by name: NNabla's modifiers find parameter names through the current scope and
@@ -11,11 +14,13 @@ write new parameters into it (``w-folded``, ``b``, ``c0-...``), which must never
 global scope.
 """
 import nnabla as nn
+import numpy as np
 
+from .evaluation import channel_last_perm
 from .registry import (TOLERANCES, Adds, Conversion, ConverterSpec, Functions, Removes, Speed,
                        Unchanged)
 
-__all__ = ["BUILTIN", "CHANNEL_FIRST_OPS", "CHANNEL_LAST_OPS"]
+__all__ = ["BUILTIN", "CHANNEL_FIRST_OPS", "CHANNEL_LAST_OPS", "FIXED_POINT_OPTIONS"]
 
 _LAYOUT_TYPES = ("Convolution", "Deconvolution", "MaxPooling", "AveragePooling", "SumPooling")
 CHANNEL_FIRST_OPS = tuple(Functions.of(t, channel_last=False) for t in _LAYOUT_TYPES)
@@ -25,7 +30,7 @@ _NO_BN = (Removes(Functions("BatchNormalization")),)
 _CPU_NOT_SLOWER = (Speed("cpu", min_ratio=0.9),)
 # TensorCores want NHWC: on Volta+ in half precision channel-last must clearly win.
 _TENSOR_CORE = (Speed("cudnn", min_ratio=1.2, type_config="half", min_compute_capability=(7, 0)),)
-_FIXED_POINT_OPTIONS = dict(weight=dict(n=8), activation=dict(n=16, delta=2 ** -4))
+FIXED_POINT_OPTIONS = dict(weight=dict(n=8), activation=dict(n=16, delta=2 ** -4))
 
 
 def _gc():
@@ -33,8 +38,9 @@ def _gc():
     return GC
 
 
-def _ours(facade, outputs, model, inputs=None, first=None):
-    """A Conversion from one of our facades (its ``last_result`` is a Rewrite)."""
+def _ours(facade, outputs, model, inputs=None, first=None, **layouts):
+    """A Conversion from one of our facades (its ``last_result`` is a Rewrite); ``layouts``:
+    ``input_perms`` / ``output_perms`` where the conversion moved them."""
     result = facade.last_result
     var_map = dict(result.var_map)
     params = dict(model.params)
@@ -44,13 +50,36 @@ def _ours(facade, outputs, model, inputs=None, first=None):
     params.update(result.new_parameters)
     outputs = [outputs] if isinstance(outputs, nn.Variable) else list(outputs)
     return Conversion(outputs, list(inputs if inputs is not None else model.inputs), var_map,
-                      params, list(result.events))
+                      params, list(result.events), **layouts)
 
 
-def bn_fold(model):
+def _moved(before, after, perm_of):
+    """Per input, the ``transpose`` axes from ``before[i]`` to ``after[i]``: ``perm_of(ndim)``
+    where the conversion put a new variable in its place, None where it kept it."""
+    return [perm_of(len(x.shape)) if y is not x else None for x, y in zip(before, after)]
+
+
+def _then(p, q):
+    """The axes of ``transpose(transpose(d, p), q)`` (None: the identity)."""
+    if p is None or q is None:
+        return q if p is None else p
+    axes = tuple(p[k] for k in q)
+    return None if axes == tuple(range(len(axes))) else axes
+
+
+def _channel_first_perm(ndim):
+    return tuple(int(a) for a in np.argsort(channel_last_perm(ndim)))
+
+
+def _output_layouts(modifier, model):
+    return modifier.passes()[0].output_layouts(list(model.outputs), model.params)
+
+
+def bn_fold(model, opposite=False):
     """BN folded into the preceding layer (seed 000 GraphConverter + modifier)."""
     GC = _gc()
-    gc = GC.GraphConverter([GC.BatchNormalizationFoldingModifier()], params=model.params)
+    gc = GC.GraphConverter([GC.BatchNormalizationFoldingModifier(opposite=opposite)],
+                           params=model.params)
     return _ours(gc, gc.convert(list(model.outputs)), model)
 
 
@@ -66,27 +95,40 @@ def channel_last(model):
     GC = _gc()
     m = GC.ChannelLastModifier(list(model.inputs))
     gc = GC.GraphConverter([m], params=model.params)
-    return _ours(gc, gc.convert(list(model.outputs)), model, inputs=m.inputs_cl)
+    return _ours(gc, gc.convert(list(model.outputs)), model, inputs=m.inputs_cl,
+                 input_perms=_moved(model.inputs, m.inputs_cl, channel_last_perm),
+                 output_perms=_output_layouts(m, model))
 
 
-def channel_roundtrip(model):
-    """ChannelLast then ChannelFirst: must give the original numbers exactly."""
+def channel_roundtrip(model, restore_outputs=True):
+    """ChannelLast then ChannelFirst: must give the original numbers exactly. With
+    ``restore_outputs=False`` the first step leaves spatial outputs channel-last and the
+    second keeps them so (it restores the layouts of the graph it was given)."""
     GC = _gc()
-    to_last = GC.ChannelLastModifier(list(model.inputs))
+    to_last = GC.ChannelLastModifier(list(model.inputs), restore_outputs=restore_outputs)
     g1 = GC.GraphConverter([to_last], params=model.params)
     y = g1.convert(list(model.outputs))
     to_first = GC.ChannelFirstModifier(to_last.inputs_cl)
     g2 = GC.GraphConverter([to_first], params={**model.params, **g1.last_result.new_parameters})
-    return _ours(g2, g2.convert(y), model, inputs=to_first.inputs_cf, first=g1.last_result)
+    outputs = g2.convert(y)
+    moved = [_then(p, q) for p, q in zip(_moved(model.inputs, to_last.inputs_cl, channel_last_perm),
+                                         _moved(to_last.inputs_cl, to_first.inputs_cf, _channel_first_perm))]
+    return _ours(g2, outputs, model, inputs=to_first.inputs_cf, first=g1.last_result,
+                 input_perms=moved, output_perms=_output_layouts(to_last, model))
 
 
-def fixed_point(model):
-    """8-bit weights, 16-bit activations (seed 003 SequentialConverter)."""
+def fixed_point(model, weight=True, activation=True):
+    """8-bit weights, 16-bit activations (seed 003 SequentialConverter). ``weight`` and
+    ``activation``: True for those defaults, False to leave that part as it is, or the
+    options of FixedPointWeightConverter / FixedPointActivationConverter."""
     GC = _gc()
-    c = GC.SequentialConverter(
-        [GC.FixedPointWeightConverter(name="fixed-point", **_FIXED_POINT_OPTIONS["weight"]),
-         GC.FixedPointActivationConverter(name="fixed-point", **_FIXED_POINT_OPTIONS["activation"])],
-        name="fixed-point", params=model.params)
+    steps = []
+    for make, given, default in ((GC.FixedPointWeightConverter, weight, FIXED_POINT_OPTIONS["weight"]),
+                                 (GC.FixedPointActivationConverter, activation,
+                                  FIXED_POINT_OPTIONS["activation"])):
+        if given is not False:
+            steps.append(make(name="fixed-point", **(default if given is True else given)))
+    c = GC.SequentialConverter(steps, name="fixed-point", params=model.params)
     return _ours(c, c.convert(list(model.outputs), list(model.inputs)), model)
 
 
@@ -171,19 +213,30 @@ def _spec(fn, kind="ours", **kw):
 _FIXED_POINT_OPS = (Adds((Functions("FixedPointQuantize"), Functions("FixedPointQuantizedConvolution"),
                           Functions("FixedPointQuantizedAffine"))),)
 
+_BN_FOLD = _spec(bn_fold, layers=_NO_BN, speed=_CPU_NOT_SLOWER)
+_CHANNEL_ROUNDTRIP = _spec(channel_roundtrip, tolerance=TOLERANCES["exact"],
+                           layers=tuple(Removes(w) for w in CHANNEL_LAST_OPS))
+
 BUILTIN = (
-    _spec(bn_fold, layers=_NO_BN, speed=_CPU_NOT_SLOWER),
+    _BN_FOLD,
     _spec(bn_linear, layers=_NO_BN, speed=_CPU_NOT_SLOWER),
     _spec(channel_last, layers=tuple(Removes(w) for w in CHANNEL_FIRST_OPS), cpu_emulation=True,
           speed=_TENSOR_CORE),
-    _spec(channel_roundtrip, tolerance=TOLERANCES["exact"],
-          layers=tuple(Removes(w) for w in CHANNEL_LAST_OPS)),
+    _CHANNEL_ROUNDTRIP,
     _spec(fixed_point, tolerance=TOLERANCES["quantizer"], layers=_FIXED_POINT_OPS),
     _spec(statistics, tolerance=TOLERANCES["exact"]),
     _spec(qdq, tolerance=TOLERANCES["quantizer"],
           layers=(Adds((Functions("QuantizeLinear"), Functions("DequantizeLinear"))),)),
     _spec(low_rank, layers=(Adds((Functions("Affine"), Functions("Convolution"))),)),
     _spec(identity, tolerance=TOLERANCES["exact"], layers=(Unchanged(),)),
+    # where exact, BN folds into the *following* layer; no zoo model has such a BN (a ReLU
+    # sits between), so the matrix checks the numbers and that nothing else changed
+    _BN_FOLD.variant("bn_fold_opposite", dict(opposite=True), layers=(), speed=(),
+                     description="BN folded into the following layer where exact "
+                                 "(BatchNormalizationFoldingModifier(opposite=True))"),
+    _CHANNEL_ROUNDTRIP.variant("channel_roundtrip_unrestored", dict(restore_outputs=False),
+                               description="ChannelLast(restore_outputs=False) then "
+                                           "ChannelFirst: spatial outputs stay channel-last"),
     _spec(nnabla_bn_fold, "peer", layers=_NO_BN, speed=_CPU_NOT_SLOWER),
     _spec(nnabla_bn_self_fold, "peer", layers=_NO_BN, speed=_CPU_NOT_SLOWER),
     _spec(nnabla_channel_last, "peer", layers=tuple(Removes(w) for w in CHANNEL_FIRST_OPS),

@@ -19,33 +19,21 @@ graph holding such functions runs through ``converters.layout_emulation.cpu_runn
 import nnabla as nn
 import numpy as np
 
-from .checks import channel_last_shape
+from .checks import channel_last_perm, guess_perm
 
 __all__ = ["channel_last_perm", "guess_layouts", "input_arrays", "feed", "feed_conversion",
            "has_channel_last", "runnable_outputs", "to_original_layouts", "evaluate",
            "run_conversion", "on_cpu"]
 
 
-def channel_last_perm(ndim):
-    """``transpose`` axes moving axis 1 (channels) last: (N, C, H, W) -> (N, H, W, C)."""
-    return (0,) + tuple(range(2, ndim)) + (1,)
-
-
-def _guess(shape, original_shape):
-    shape, original_shape = tuple(shape), tuple(original_shape)
-    if shape != original_shape and len(shape) >= 3 and shape == channel_last_shape(original_shape):
-        return channel_last_perm(len(shape))
-    return None
-
-
 def guess_layouts(conversion, model):
     """Fill the layouts ``conversion`` does not state from shapes (see the module docstring);
     returns ``conversion`` (changed in place)."""
     if conversion.input_perms is None and conversion.input_data is None:
-        conversion.input_perms = [_guess(x.shape, d.shape)
+        conversion.input_perms = [guess_perm(x.shape, d.shape)
                                   for x, d in zip(conversion.inputs, model.input_data)]
     if conversion.output_perms is None:
-        conversion.output_perms = [_guess(o.shape, r.shape)
+        conversion.output_perms = [guess_perm(o.shape, r.shape)
                                    for o, r in zip(conversion.outputs, model.outputs)]
     return conversion
 
@@ -74,20 +62,23 @@ def feed_conversion(conversion, data):
     feed(conversion.inputs, input_arrays(conversion, data))
 
 
-def has_channel_last(outputs):
-    """True when a function computing ``outputs`` runs channel-last."""
-    from converters.graph_view import GraphView
-    return any(f.info.args.get("channel_last") is True for f in GraphView(outputs, {}).functions)
+def has_channel_last(outputs, functions=None):
+    """True when a function computing ``outputs`` (``functions``, when at hand) runs channel-last."""
+    if functions is None:
+        from converters.graph_view import GraphView
+        functions = GraphView(outputs, {}).functions
+    return any(f.info.args.get("channel_last") is True for f in functions)
 
 
 def on_cpu():
     return nn.get_current_context().backend[0].startswith("cpu")
 
 
-def runnable_outputs(conversion, cpu, emulate=False):
+def runnable_outputs(conversion, cpu, emulate=False, functions=None):
     """The outputs to forward: ``conversion.outputs`` themselves, or on CPU (``cpu``) with
-    channel-last functions (or ``emulate``) an emulation through transposes."""
-    if not cpu or not (emulate or has_channel_last(conversion.outputs)):
+    channel-last functions (or ``emulate``) an emulation through transposes. ``functions``:
+    the converted graph's functions, when the caller has them already."""
+    if not cpu or not (emulate or has_channel_last(conversion.outputs, functions)):
         return conversion.outputs
     try:
         from converters.layout_emulation import cpu_runnable

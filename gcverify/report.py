@@ -110,6 +110,8 @@ def check_writable(path, what):
     directory = os.path.dirname(os.path.abspath(path)) or "."
     if os.path.isdir(path):
         raise ReportFileError("{} {} is a directory, not a file".format(what, path))
+    if os.path.exists(path) and not os.path.isfile(path):  # a device, a socket...
+        raise ReportFileError("{} {} exists and is not a regular file".format(what, path))
     if not os.path.isdir(directory):
         raise ReportFileError("{} {}: directory {} does not exist".format(what, path, directory))
     if not os.access(directory, os.W_OK):
@@ -117,23 +119,17 @@ def check_writable(path, what):
 
 
 def check_replaceable(path, fmt, what, option):
-    """Raise ReportFileError unless ``path`` can be written and holds nothing but a gcverify
-    document of format ``fmt`` (or is absent or empty): a report must never replace a baseline
-    or a user's file, nor a baseline anything else."""
+    """Raise ReportFileError unless ``path`` can be written and holds nothing but a readable
+    gcverify document of format ``fmt`` (or is absent or empty): a report must never replace a
+    baseline or a user's file, nor a baseline anything else."""
     check_writable(path, option)
     if not os.path.isfile(path) or os.path.getsize(path) == 0:
         return
     try:
-        with open(path) as f:
-            doc = json.load(f)
-        found = doc.get("format") if isinstance(doc, dict) else None
-    except (OSError, ValueError):
-        found = None
-    if found != fmt:
-        raise ReportFileError("{} {}: the file exists and is not a gcverify {} ({}); refusing to "
-                              "replace it: move it away or choose another path".format(
-                                  option, path, what, "format {!r}".format(found) if found
-                                  else "not gcverify JSON"))
+        read_json(path, fmt, what)
+    except ReportFileError as e:
+        raise ReportFileError("{} {}: refusing to replace it ({}); move it away or choose another "
+                              "path".format(option, path, e)) from None
 
 
 def write_json_atomic(path, document, what="report"):

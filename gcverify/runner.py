@@ -21,9 +21,10 @@ import numpy as np
 from converters.graph_view import GraphView
 from converters.rewrite import GraphPass, run_passes
 
-from .checks import (CheckResult, GraphSnapshot, channel_last_shape, layer_check, locate_divergence,
-                     numeric_check, speed_check, time_interleaved, to_original_layout, untouched_check)
+from .checks import (CheckResult, GraphSnapshot, layer_check, locate_divergence, numeric_check,
+                     speed_check, time_interleaved, untouched_check)
 from .devices import Device
+from .evaluation import evaluate, feed, feed_conversion, guess_layouts, run_conversion, runnable_outputs
 from .models import Model
 from .registry import as_conversion
 from .report import environment
@@ -54,31 +55,14 @@ def clone_model(model, context=None):
                  list(model.input_data), params, dict(model.tolerance), model.description)
 
 
-def feed(inputs, data):
-    """Put the model's data into ``inputs``, transposed where an input is channel-last."""
-    for i, (x, d) in enumerate(zip(inputs, data)):
-        if x.shape == d.shape:
-            x.d = d
-        elif len(d.shape) >= 3 and tuple(x.shape) == channel_last_shape(d.shape):
-            x.d = np.moveaxis(d, 1, -1)
-        else:
-            raise ValueError("converted input {} has shape {}; the model's data has shape {}".format(
-                i, x.shape, d.shape))
-
-
-def evaluate(outputs, inputs, data):
-    feed(inputs, data)
-    nn.forward_all(list(outputs), clear_no_need_grad=True)
-    return [o.d.copy() for o in outputs]
-
-
 def convert_model(spec, model):
     """Run ``spec.convert`` on ``model`` (NNabla peers get a throwaway parameter scope
-    inside their convert); returns (Conversion, seconds)."""
+    inside their convert); returns (Conversion, seconds). Layouts the conversion does not
+    state are guessed from shapes (:func:`gcverify.evaluation.guess_layouts`)."""
     t0 = time.perf_counter()
     conversion = as_conversion(spec.convert(model), model)
     conversion.seconds = time.perf_counter() - t0
-    return conversion, conversion.seconds
+    return guess_layouts(conversion, model), conversion.seconds
 
 
 def _crash(e, peer):
@@ -89,20 +73,6 @@ def _crash(e, peer):
         where = " (at {}:{})".format(f.filename.rsplit("/", 1)[-1], f.lineno)
     who = "NNabla's converter" if peer else "the conversion"
     return "{} raised {}: {}{}".format(who, type(e).__name__, str(e).strip()[:300], where)
-
-
-def _cpu_runnable(conversion):
-    try:
-        from converters.layout_emulation import cpu_runnable
-    except ImportError as e:
-        raise RuntimeError("cannot evaluate a channel-last graph on cpu: "
-                           "converters.layout_emulation.cpu_runnable is not available ({})".format(e))
-    return list(cpu_runnable(conversion.outputs, conversion.parameters))
-
-
-def _needs_emulation(spec, outputs):
-    return spec.cpu_emulation or any(f.info.args.get("channel_last") is True
-                                     for f in GraphView(outputs, {}).functions)
 
 
 @dataclass
@@ -168,19 +138,18 @@ def _run(session, spec, device, original, reference, verdict):
     converted_view = GraphView(conversion.outputs, conversion.parameters)
     layers = layer_check(original_view, converted_view, spec.layers)
     row.update(layers.figures)
-    if not layers.passed:
+    if not layers.passed:  # say why the converter left what the rules wanted gone
+        layers.details[len(spec.layers):len(spec.layers)] = _kept(conversion.events)
         _fail(verdict, layers)
     _write_graphs(session, row, original, conversion)
     outputs = conversion.outputs
     try:
-        if device.name == "cpu" and _needs_emulation(spec, outputs):
-            outputs = _cpu_runnable(conversion)
+        outputs = runnable_outputs(conversion, device.name == "cpu", spec.cpu_emulation)
         t0 = time.perf_counter()
-        actual = evaluate(outputs, conversion.inputs, original.input_data)
+        actual = run_conversion(conversion, original.input_data, outputs)
         row["first_forward_time"] = time.perf_counter() - t0
     except Exception as e:
         return _fail(verdict, "evaluating the converted graph failed: " + _crash(e, False))
-    actual = [to_original_layout(a, r.shape) for a, r in zip(actual, reference)]
     row["output_checksum"] = "{:08x}".format(zlib.crc32(b"".join(
         np.ascontiguousarray(a, np.float32).tobytes() for a in actual)))
     numeric = numeric_check(actual, reference, tol)
@@ -194,10 +163,17 @@ def _run(session, spec, device, original, reference, verdict):
     _baseline(session, verdict)
 
 
+def _kept(events, limit=3):
+    """What the converter reports it left alone, and why (our converters' Rewrite events)."""
+    kept = [e for e in events if getattr(e, "action", None) == "kept"]
+    lines = ["kept {}: {}".format(e.function, e.reason) for e in kept[:limit]]
+    return lines + (["... and {} more kept".format(len(kept) - limit)] if len(kept) > limit else [])
+
+
 def _divergence(original, conversion, tol, view):
     def feed_both():
         feed(original.inputs, original.input_data)
-        feed(conversion.inputs, original.input_data)
+        feed_conversion(conversion, original.input_data)
     try:
         return locate_divergence(original.outputs, conversion.outputs, conversion.var_map,
                                  feed_both, tol, describe=view.describe)
@@ -219,7 +195,7 @@ def _speed(session, spec, device, original, conversion, outputs, verdict):
             original = clone_model(original, ctx)
             conversion, _ = convert_model(spec, original)
     feed(original.inputs, original.input_data)
-    feed(conversion.inputs, original.input_data)
+    feed_conversion(conversion, original.input_data)
     t_a, t_b = time_interleaved(lambda: nn.forward_all(list(original.outputs)),
                                 lambda: nn.forward_all(list(conversion.outputs)),
                                 device.synchronizer(), warmup=1,

@@ -81,7 +81,7 @@ class Settings:
             chosen = [s.name for s in converters.select(get("gc_converters"))]
             gpus = parse_gpus(get("gc_gpus"))
         except (UnknownModelError, UnknownDeviceError, UnknownConverterError) as e:
-            raise SettingsError(str(e).strip("'\"")) from None
+            raise SettingsError(str(e.args[0]) if e.args else str(e)) from None
         paths = _output_paths(get)
         graphs = get("gc_graphs") or None
         if graphs and os.path.exists(graphs) and not os.path.isdir(graphs):
@@ -94,27 +94,20 @@ class Settings:
 
 
 def _output_paths(get):
-    """The report and baseline paths, checked before any test runs: each output can be
-    written and replaces only a file of its own kind, and no two options name one file
-    (the report would overwrite the baseline it was compared with)."""
-    paths, seen = {}, {}
+    """The report and baseline paths, checked before any test runs: no two options name one
+    file (the report would overwrite the baseline), each output can be written and replaces
+    only a file of its own kind."""
+    paths = {key: get(key) or None for key in ("gc_report", "gc_save_baseline", "gc_baseline")}
+    if paths["gc_report"]:
+        for key in ("gc_baseline", "gc_save_baseline"):
+            if paths[key] and os.path.realpath(paths[key]) == os.path.realpath(paths["gc_report"]):
+                raise SettingsError("--gc-report and --{} both name {}; the report would overwrite "
+                                    "the baseline".format(key.replace("_", "-"), paths[key]))
     for key, what, fmt in (("gc_report", "report", REPORT_FORMAT),
-                           ("gc_save_baseline", "baseline", BASELINE_FORMAT),
-                           ("gc_baseline", None, None)):
-        option = "--" + key.replace("_", "-")
-        path = get(key) or None
-        paths[key] = path
-        if not path:
-            continue
-        real = os.path.realpath(path)
-        clash = seen.get(real)
-        if clash and not {clash, option} == {"--gc-baseline", "--gc-save-baseline"}:
-            raise SettingsError("{} and {} both name {}; the report would overwrite the "
-                                "baseline".format(clash, option, path))
-        seen[real] = option
-        if what:
+                           ("gc_save_baseline", "baseline", BASELINE_FORMAT)):
+        if paths[key]:
             try:
-                check_replaceable(path, fmt, what, option)
+                check_replaceable(paths[key], fmt, what, "--" + key.replace("_", "-"))
             except ReportFileError as e:
                 raise SettingsError(str(e)) from None
     return paths

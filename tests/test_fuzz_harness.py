@@ -7,12 +7,12 @@ wrong number of outputs); the harness must report exactly that kind.
 import nnabla as nn
 import nnabla.functions as F
 import nnabla.parameter
-import numpy as np
 import pytest
 
 from converters.rewrite import GraphPass, run_passes
-from gcverify.fuzz import (Conversion, FuzzTarget, check, failure_predicate, fuzz_target, generate,
-                           is_clear_refusal, run_fuzz, shrink)
+from gcverify.fuzz import (FORMER_NAMES, TARGETS, Conversion, FuzzTarget, check, failure_predicate,
+                           fuzz_target, generate, is_clear_refusal, run_fuzz, shrink)
+from gcverify.registry import TOLERANCES, ConverterRegistry
 
 PLANTED = '''
 from converters.rewrite import GraphPass, run_passes
@@ -187,7 +187,21 @@ def test_unknown_target_names_list_the_known_ones():
         fuzz_target("no-such-target")
     with pytest.raises(LookupError, match="cannot load"):
         fuzz_target("no_such_module_here:x")
-    assert np.isfinite(fuzz_target("identity").atol)
+    assert fuzz_target("identity").tolerance == TOLERANCES["exact"]
+
+
+def test_targets_are_the_registry_entries_under_their_names():
+    builtin = {s.name: s for s in ConverterRegistry.builtin()}
+    for target in TARGETS:
+        spec = builtin.get(target.name)
+        if spec is not None:  # the same conversion code as the matrix row of that name
+            assert target.convert is spec.convert and target.description == spec.description
+    assert fuzz_target("fixed_point_weight").convert.func is builtin["fixed_point"].convert
+    for former, name in FORMER_NAMES.items():  # saved reproducers and GC_FUZZ_TARGETS keep working
+        assert fuzz_target(former) is fuzz_target(name)
+    statistics = fuzz_target("statistics")  # any other built-in, fuzzed on demand
+    assert statistics.convert is builtin["statistics"].convert
+    assert fuzz_target("gcverify.builtin_converters:_BN_FOLD").convert is builtin["bn_fold"].convert
 
 
 def test_command_line_shows_a_seed_and_soaks(capsys):

@@ -9,7 +9,7 @@ from gcverify.registry import (TOLERANCES, ConverterRegistry, ConverterSpec, Tol
 def test_builtin_names_are_deterministic_ids():
     names = ConverterRegistry.builtin().names()
     for expected in ("bn_fold", "bn_linear", "channel_last", "channel_roundtrip", "fixed_point",
-                     "identity", "nnabla_bn_fold", "nnabla_bn_self_fold", "nnabla_channel_last",
+                     "identity", "bn_fold_opposite", "channel_roundtrip_unrestored", "nnabla_bn_fold", "nnabla_bn_self_fold", "nnabla_channel_last",
                      "nnabla_channel_roundtrip"):
         assert expected in names
     assert all(ConverterRegistry.builtin().get(n).kind == "peer" for n in names if n.startswith("nnabla_"))

@@ -1,6 +1,6 @@
 """Command line: soak converters or show a seed's graph.
 
-    python -m gcverify.fuzz --graphs 50000 --seed 1000 [--target bn-folded ...] [--save DIR]
+    python -m gcverify.fuzz --graphs 50000 --seed 1000 [--target bn_fold ...] [--save DIR]
     python -m gcverify.fuzz --show 1234          # the graph generate(1234) builds
 """
 import argparse

@@ -13,10 +13,14 @@
    (``BatchNormalization``), one of its parameter names, or an input/output by index;
    anything else (RuntimeError from NNabla, KeyError, AttributeError, a message naming
    nothing) is a crash;
-5. evaluate the converted graph on CPU (through ``cpu_runnable`` for channel-last graphs),
-   restore the parameters again, and compare: per output, ``max|a - b| <= atol + rtol *
-   max|reference|`` (relative to the output's scale, so near-zero elements do not turn
-   float32 rounding into failures).
+5. evaluate the converted graph as the matrix does (:mod:`gcverify.evaluation`: inputs fed
+   and outputs read back in the layouts the Conversion states, channel-last graphs through
+   ``cpu_runnable`` on CPU), restore the parameters again, and compare each output under
+   the target's registry :class:`~gcverify.registry.Tolerance`; by default (``FUZZ_FLOAT32``)
+   ``|a - b| <= 1e-5 + 1e-4 * max|reference|``, relative to the output's scale so that
+   near-zero elements do not turn float32 rounding into failures. Outputs must be finite.
+
+Targets are usually the registry's converters: ``FuzzTarget.from_spec(spec, **overrides)``.
 """
 import re
 import traceback
@@ -24,48 +28,52 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
-import nnabla as nn
 import numpy as np
 
 from converters.graph_view import GraphView, all_parameters
 
+from ..checks import compare_arrays
+from ..evaluation import on_cpu, run_conversion, runnable_outputs
+from ..registry import Conversion, Tolerance, as_conversion
+
 __all__ = ["FuzzTarget", "Conversion", "Outcome", "Snapshot", "check", "is_clear_refusal",
-           "FAILURE_KINDS"]
+           "FAILURE_KINDS", "FUZZ_FLOAT32"]
 
 FAILURE_KINDS = ("changed-graph", "changed-params", "changed-scope", "crash", "unclear-refusal",
                  "bad-outputs", "not-runnable", "mismatch")
 REFUSAL_TYPES = (ValueError, TypeError, NotImplementedError)
+# float32 rewrites of random graphs: their magnitudes are random, so the error is measured
+# against each output's largest value, plus a small absolute floor for outputs near zero
+FUZZ_FLOAT32 = Tolerance(rtol=0.0, atol=1e-4, name="fuzz-float32", floor=1e-5)
 
 
 @dataclass(frozen=True)
 class FuzzTarget:
-    """A converter under fuzz: ``convert(model)`` returns the new output(s) or a Conversion.
+    """A converter under fuzz: ``convert(model)`` returns the new output(s) or a
+    :class:`~gcverify.registry.Conversion` (which states moved input/output layouts).
 
-    ``cpu_runnable`` names a function ``(outputs, params) -> outputs`` that makes the result
-    runnable on CPU (channel-last graphs); ``may_refuse=False`` makes any refusal a failure,
-    and a fuzz run fails when more than ``max_refused`` of its graphs are refused (a converter
-    that refuses everything would otherwise pass untested).
+    ``tolerance`` is a registry Tolerance; ``cpu_emulation`` runs the converted graph through
+    ``cpu_runnable`` even without channel-last functions; ``may_refuse=False`` makes any
+    refusal a failure, and a fuzz run fails when more than ``max_refused`` of its graphs are
+    refused (a converter that refuses everything would otherwise pass untested).
     """
 
     name: str
     convert: Callable
-    cpu_runnable: Optional[Callable] = None
-    atol: float = 1e-5
-    rtol: float = 1e-4
+    tolerance: Tolerance = FUZZ_FLOAT32
     may_refuse: bool = True
     max_refused: float = 0.2
     description: str = ""
+    cpu_emulation: bool = False
 
-
-@dataclass
-class Conversion:
-    """What a target gives back when the converted graph is fed differently."""
-
-    outputs: list
-    inputs: Optional[list] = None       # default: the model's own input variables
-    input_data: Optional[list] = None   # default: the model's input data
-    params: Optional[dict] = None       # names for cpu_runnable (default: the model's)
-    output_perms: Optional[list] = None  # output i holds transpose(original_i, perm_i)
+    @classmethod
+    def from_spec(cls, spec, **overrides):
+        """The registry entry ``spec`` under fuzz: its name, convert, tolerance, description
+        and CPU emulation, each replaceable by ``overrides``."""
+        fields = dict(name=spec.name, convert=spec.convert, tolerance=spec.tolerance,
+                      description=spec.description, cpu_emulation=spec.cpu_emulation)
+        fields.update(overrides)
+        return cls(**fields)
 
 
 @dataclass
@@ -74,7 +82,7 @@ class Outcome:
     status: str                 # "converted", "refused" or "failed"
     kind: Optional[str] = None  # one of FAILURE_KINDS when failed
     message: str = ""
-    errors: List[dict] = field(default_factory=list)  # per output: max_abs, scale, allowed
+    errors: List[dict] = field(default_factory=list)  # per output: max_abs, scale, mismatches
     changed: bool = False       # the converted graph computes with other functions/arguments
 
     @property
@@ -170,24 +178,18 @@ def _exception_text(error):
     return "{}: {} (at {})".format(type(error).__name__, first, _where(error))
 
 
-def _as_conversion(result):
-    if isinstance(result, Conversion):
-        return result
-    return Conversion([result] if isinstance(result, nn.Variable) else list(result))
-
-
-def _compare(reference, actual, target):
+def _compare(reference, actual, tol):
     errors, worst = [], None
     for i, (ref, out) in enumerate(zip(reference, actual)):
-        scale = float(np.abs(ref).max()) if ref.size else 0.0
-        diff = float(np.abs(out.astype(np.float64) - ref).max()) if out.size else 0.0
-        if not np.isfinite(out).all():
-            diff = float("inf")
-        allowed = target.atol + target.rtol * scale
-        errors.append({"output": i, "max_abs": diff, "scale": scale, "allowed": allowed})
-        if diff > allowed and worst is None:
-            worst = "output {}: max abs error {:.3g} > allowed {:.3g} (scale {:.3g}, atol {}, rtol {})".format(
-                i, diff, allowed, scale, target.atol, target.rtol)
+        diff = compare_arrays(out, ref, tol, brief=True)
+        finite = bool(np.isfinite(out).all())
+        max_abs = diff.max_abs if finite else float("inf")
+        errors.append({"output": i, "max_abs": max_abs, "scale": diff.scale,
+                       "mismatches": diff.mismatches})
+        if (not diff.passed or not finite) and worst is None:
+            worst = "output {}: max abs error {:.3g} beyond {} (scale {:.3g}; {} of {} elements, " \
+                    "first at {})".format(i, max_abs, tol.describe(), diff.scale, diff.mismatches,
+                                          diff.size, diff.first_index)
     return errors, worst
 
 
@@ -219,23 +221,15 @@ def check(target, model):
         kind = "unclear-refusal" if isinstance(error, REFUSAL_TYPES) else "crash"
         return _fail(target, kind, _exception_text(error))
     try:
-        conv = _as_conversion(result)
+        conv = as_conversion(result, model)
     except TypeError as e:
         return _fail(target, "bad-outputs", "convert returned {!r}: {}".format(type(result).__name__, e))
     if len(conv.outputs) != len(reference):
         return _fail(target, "bad-outputs", "{} outputs instead of {}".format(len(conv.outputs), len(reference)))
     try:
-        outputs = conv.outputs
-        if target.cpu_runnable is not None:
-            outputs = target.cpu_runnable(outputs, conv.params if conv.params is not None else model.params)
-        inputs = conv.inputs if conv.inputs is not None else model.inputs
-        for x, d in zip(inputs, conv.input_data if conv.input_data is not None else model.input_data):
-            x.d = d
-        nn.forward_all(list(outputs), clear_no_need_grad=True)
-        actual = [o.d.copy() for o in outputs]
-        for i, perm in enumerate(conv.output_perms or ()):
-            if perm is not None and actual[i].ndim == len(perm):
-                actual[i] = np.transpose(actual[i], np.argsort(perm))
+        functions = GraphView(conv.outputs, {}).functions
+        actual = run_conversion(conv, model.input_data,
+                                runnable_outputs(conv, on_cpu(), target.cpu_emulation, functions))
     except Exception as e:  # the converted graph does not run
         snapshot.restore_params()
         return _fail(target, "not-runnable", _exception_text(e))
@@ -249,13 +243,12 @@ def check(target, model):
     shapes = [(tuple(a.shape), tuple(r.shape)) for a, r in zip(actual, reference) if a.shape != r.shape]
     if shapes:
         return _fail(target, "bad-outputs", "output shapes differ (converted, original): {}".format(shapes))
-    errors, worst = _compare(reference, actual, target)
+    errors, worst = _compare(reference, actual, target.tolerance)
     if worst:
         return _fail(target, "mismatch", worst, errors)
     return Outcome(target.name, "converted", errors=errors,
-                   changed=_functions(conv.outputs) != _functions(model.outputs))
+                   changed=_functions(functions) != _functions(snapshot.functions))
 
 
-def _functions(outputs):
-    view = GraphView(outputs, {})
-    return Counter((f.info.type_name, repr(sorted(f.info.args.items()))) for f in view.functions)
+def _functions(functions):
+    return Counter((f.info.type_name, repr(sorted(f.info.args.items()))) for f in functions)

@@ -13,6 +13,7 @@ from .lenet import lenet
 from .pretrained import build_resnet50_pretrained
 from .resnet import resnet50
 from .small_nets import conv1d_net, conv3d_net, mobilenet, unet
+from .traps import bn_traps
 
 __all__ = ["ZOO", "randomize_parameters", "build_lenet", "build_resnet50"]
 
@@ -50,6 +51,9 @@ ZOO = (
                "1D conv net over (N, C, L): BN, pooling, affine head; batch 2, 4x64."),
     _from_code("conv3d", conv3d_net, (1, 2, 8, 16, 16),
                "3D conv net over (N, C, D, H, W): BN, pooling, deconvolution; batch 1, 2x8x16x16."),
+    _from_code("bn_traps", bn_traps, (2, 3, 8, 8),
+               "Where NNabla's BN fold is silently wrong: shared weight with two BNs, square "
+               "Affine->BN, conv->BN->(padded) conv, Deconvolution->BN; one output each."),
     ModelSpec("resnet50-pretrained", build_resnet50_pretrained,
               build_resnet50_pretrained.__doc__.strip().splitlines()[0], default=False),
 )
