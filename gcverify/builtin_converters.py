@@ -178,9 +178,10 @@ def _nnabla(model, make_modifiers, steps=1):
     return outputs, mods, dict(names)
 
 
-def nnabla_bn_fold(model):
+def nnabla_bn_fold(model, opposite=False):
     """NNabla 1.39 BatchNormalizationFoldingModifier."""
-    outputs, _, names = _nnabla(model, lambda NGC, _: [NGC.BatchNormalizationFoldingModifier()])
+    outputs, _, names = _nnabla(
+        model, lambda NGC, _: [NGC.BatchNormalizationFoldingModifier(opposite=opposite)])
     return Conversion(outputs, list(model.inputs), parameters=names)
 
 
@@ -229,8 +230,9 @@ BUILTIN = (
           layers=(Adds((Functions("QuantizeLinear"), Functions("DequantizeLinear"))),)),
     _spec(low_rank, layers=(Adds((Functions("Affine"), Functions("Convolution"))),)),
     _spec(identity, tolerance=TOLERANCES["exact"], layers=(Unchanged(),)),
-    # where exact, BN folds into the *following* layer; no zoo model has such a BN (a ReLU
-    # sits between), so the matrix checks the numbers and that nothing else changed
+    # where exact, BN folds into the *following* layer; in the zoo every such BN forks or
+    # meets padding and is rightly kept (the fuzzer sees exact folds), so the matrix checks
+    # the numbers and that nothing else changed, where NNabla's peer overwrites weights
     _BN_FOLD.variant("bn_fold_opposite", dict(opposite=True), layers=(), speed=(),
                      description="BN folded into the following layer where exact "
                                  "(BatchNormalizationFoldingModifier(opposite=True))"),
@@ -238,6 +240,8 @@ BUILTIN = (
                                description="ChannelLast(restore_outputs=False) then "
                                            "ChannelFirst: spatial outputs stay channel-last"),
     _spec(nnabla_bn_fold, "peer", layers=_NO_BN, speed=_CPU_NOT_SLOWER),
+    _spec(nnabla_bn_fold, "peer").variant("nnabla_bn_fold_opposite", dict(opposite=True),
+                                          description="NNabla 1.39 BatchNormalizationFoldingModifier(opposite=True)"),
     _spec(nnabla_bn_self_fold, "peer", layers=_NO_BN, speed=_CPU_NOT_SLOWER),
     _spec(nnabla_channel_last, "peer", layers=tuple(Removes(w) for w in CHANNEL_FIRST_OPS),
           cpu_emulation=True, speed=_TENSOR_CORE),

@@ -23,7 +23,8 @@ from converters.graph_view import GraphView, all_parameters
 
 __all__ = ["CheckResult", "compare_arrays", "channel_last_shape", "channel_last_perm", "guess_perm",
            "to_original_layout", "numeric_check", "locate_divergence", "layer_check",
-           "time_interleaved", "speed_check", "GraphSnapshot", "untouched_check", "MAX_LINES"]
+           "time_interleaved", "speed_check", "GraphSnapshot", "untouched_check", "wiring_check",
+           "MAX_LINES"]
 
 MAX_LINES = 8  # detail lines per check; tables are cut to this many rows too
 
@@ -304,3 +305,21 @@ def untouched_check(before, after):
     summary = "original graph, parameters and global scope unchanged" if not problems else \
         "the conversion changed its input: " + problems[0]
     return CheckResult("untouched", not problems, summary, problems[1:], {})
+
+
+# --- wiring ---------------------------------------------------------------------------
+def wiring_check(converted_view, stated_inputs):
+    """Every graph input the converted graph reads must be one the conversion tells the user
+    to feed. NNabla's ChannelLastModifier hands out ``inputs_cl`` that its graph never reads
+    (it reads a copy of the data taken at conversion time), so new data would never arrive."""
+    stated = set(stated_inputs)
+    hidden = [x for x in converted_view.inputs if x not in stated]
+    if not hidden:
+        return CheckResult("inputs", True, "the converted graph reads only its stated inputs")
+    unread = [i for i, x in enumerate(stated_inputs) if x not in set(converted_view.inputs)]
+    details = ["hidden input of shape {}".format(tuple(x.shape)) for x in hidden[:MAX_LINES]]
+    if unread:
+        details.append("stated input(s) {} are never read".format(unread))
+    return CheckResult("inputs", False, "the converted graph reads {} input(s) that the conversion "
+                       "does not expose: data fed to its stated inputs would not reach them"
+                       .format(len(hidden)), details)

@@ -22,7 +22,7 @@ from converters.graph_view import GraphView
 from converters.rewrite import GraphPass, run_passes
 
 from .checks import (CheckResult, GraphSnapshot, layer_check, locate_divergence, numeric_check,
-                     speed_check, time_interleaved, untouched_check)
+                     speed_check, time_interleaved, untouched_check, wiring_check)
 from .devices import Device
 from .evaluation import evaluate, feed, feed_conversion, guess_layouts, run_conversion, runnable_outputs
 from .models import Model
@@ -136,6 +136,9 @@ def _run(session, spec, device, original, reference, verdict):
     if not untouched.passed:
         _fail(verdict, untouched)
     converted_view = GraphView(conversion.outputs, conversion.parameters)
+    wiring = wiring_check(converted_view, conversion.inputs)
+    if not wiring.passed:
+        _fail(verdict, wiring)
     layers = layer_check(original_view, converted_view, spec.layers)
     row.update(layers.figures)
     if not layers.passed:  # say why the converter left what the rules wanted gone

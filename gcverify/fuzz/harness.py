@@ -24,6 +24,7 @@ Targets are usually the registry's converters: ``FuzzTarget.from_spec(spec, **ov
 """
 import re
 import traceback
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional
@@ -31,8 +32,9 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from converters.graph_view import GraphView, all_parameters
+from converters.rewrite import ConversionWarning
 
-from ..checks import compare_arrays
+from ..checks import compare_arrays, wiring_check
 from ..evaluation import on_cpu, run_conversion, runnable_outputs
 from ..registry import Conversion, Tolerance, as_conversion
 
@@ -203,7 +205,9 @@ def check(target, model):
     reference = model.forward()
     snapshot.restore_params()
     try:
-        result = target.convert(model)
+        with warnings.catch_warnings():  # "kept BN ..." warnings are expected; judged below
+            warnings.simplefilter("ignore", ConversionWarning)
+            result = target.convert(model)
         error = None
     except Exception as e:  # judged below: a refusal or a crash
         result, error = None, e
@@ -226,8 +230,12 @@ def check(target, model):
         return _fail(target, "bad-outputs", "convert returned {!r}: {}".format(type(result).__name__, e))
     if len(conv.outputs) != len(reference):
         return _fail(target, "bad-outputs", "{} outputs instead of {}".format(len(conv.outputs), len(reference)))
+    view = GraphView(conv.outputs, conv.parameters or {})
+    wiring = wiring_check(view, conv.inputs)
+    if not wiring.passed:
+        return _fail(target, "bad-outputs", wiring.message())
     try:
-        functions = GraphView(conv.outputs, {}).functions
+        functions = view.functions
         actual = run_conversion(conv, model.input_data,
                                 runnable_outputs(conv, on_cpu(), target.cpu_emulation, functions))
     except Exception as e:  # the converted graph does not run
