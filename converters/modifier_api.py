@@ -95,29 +95,37 @@ class BatchNormalizationSelfFoldingModifier(Modifier):
         self._passes = [bn_fold.LinearizeBatchNorm(channel_last=channel_last, strict=strict)]
 
 
-class ChannelLastModifier(Modifier):
+class _LayoutModifier(Modifier):
+    """One layout pass in either direction; after ``convert`` the new inputs to feed are
+    published under the seed API's attribute name (``inputs_cl`` / ``inputs_cf``)."""
+
+    _attribute, _to_last = None, None
+
+    def __init__(self, inputs, replacements=None, restore_outputs=True):
+        self._inputs = _variables(inputs)
+        self._passes = [layout.LayoutPass(self._inputs, replacements, to_last=self._to_last,
+                                          restore_outputs=restore_outputs)]
+        setattr(self, self._attribute, None)
+
+    def after_convert(self, result):
+        setattr(self, self._attribute, [result.input_map.get(x, x) for x in self._inputs])
+
+
+class ChannelLastModifier(_LayoutModifier):
     """NCHW -> NHWC. After ``convert``, ``inputs_cl[i]`` is the channel-last variable to feed
     in place of ``inputs[i]`` (``np.moveaxis(data, 1, -1)``). Outputs keep their original
     layout (one final transpose for a spatial output) unless ``restore_outputs=False``."""
 
+    _attribute, _to_last = "inputs_cl", True
+
     def __init__(self, inputs, inputs_cl=None, restore_outputs=True):
-        self._inputs = _variables(inputs)
-        self._passes = [layout.ToChannelLast(self._inputs, inputs_cl=inputs_cl,
-                                             restore_outputs=restore_outputs)]
-        self.inputs_cl = None
-
-    def after_convert(self, result):
-        self.inputs_cl = [result.input_map.get(x, x) for x in self._inputs]
+        super().__init__(inputs, inputs_cl, restore_outputs)
 
 
-class ChannelFirstModifier(Modifier):
+class ChannelFirstModifier(_LayoutModifier):
     """NHWC -> NCHW, the opposite of :class:`ChannelLastModifier`; ``inputs_cf`` likewise."""
 
-    def __init__(self, inputs, inputs_cf=None, restore_outputs=True):
-        self._inputs = _variables(inputs)
-        self._passes = [layout.ToChannelFirst(self._inputs, inputs_cf=inputs_cf,
-                                              restore_outputs=restore_outputs)]
-        self.inputs_cf = None
+    _attribute, _to_last = "inputs_cf", False
 
-    def after_convert(self, result):
-        self.inputs_cf = [result.input_map.get(x, x) for x in self._inputs]
+    def __init__(self, inputs, inputs_cf=None, restore_outputs=True):
+        super().__init__(inputs, inputs_cf, restore_outputs)

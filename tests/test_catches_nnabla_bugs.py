@@ -120,10 +120,6 @@ def _in_scope(model, make_modifiers, steps=1):
     return outputs
 
 
-def nnabla_bn_fold_opposite(model):
-    return _in_scope(model, lambda _: [NGC.BatchNormalizationFoldingModifier(opposite=True)])
-
-
 def nnabla_channel_roundtrip_given_inputs(model):
     """ChannelLast then ChannelFirst with inputs passed in (handing ChannelFirst the
     ChannelLast's ``inputs_cl`` crashes, see test_channel_roundtrip): the inputs at least stay connected."""
@@ -138,8 +134,8 @@ def nnabla_channel_roundtrip_given_inputs(model):
     return Conversion(_in_scope(model, make, steps=2), [x_cf])
 
 
-PEERS = [ConverterSpec(fn.__name__, fn, "peer") for fn in
-         (nnabla_bn_fold_opposite, nnabla_channel_roundtrip_given_inputs)]
+# (nnabla_bn_fold_opposite is a built-in peer of the matrix)
+PEERS = [ConverterSpec(fn.__name__, fn, "peer") for fn in (nnabla_channel_roundtrip_given_inputs,)]
 
 
 # --- the matrix row of one case ------------------------------------------------------------
