@@ -13,6 +13,8 @@ from typing import Callable, Dict, List, Optional
 import nnabla as nn
 import numpy as np
 
+from .named_registry import NamedRegistry
+
 __all__ = ["Model", "ModelSpec", "ModelRegistry", "model", "UnknownModelError"]
 
 MARK = "__gcverify_model__"
@@ -139,34 +141,21 @@ def model(name=None, *, description="", default=False, tolerance=None):
     return mark
 
 
-class ModelRegistry:
+class ModelRegistry(NamedRegistry):
     """Known models of one session; resolves names, ``module:builder`` specs and ``.nnp`` paths."""
 
-    def __init__(self, specs=()):
-        self._specs = OrderedDict()
-        for spec in specs:
-            self.add(spec)
+    spec_type, mark, what, target = ModelSpec, MARK, "model", "builder"
 
     @classmethod
     def with_zoo(cls):
         from .zoo import ZOO
         return cls(ZOO)
 
-    def add(self, spec):
-        if not isinstance(spec, ModelSpec):
-            spec = getattr(spec, MARK, None) or ModelSpec(spec.__name__, spec)
-        if spec.name in self._specs and self._specs[spec.name].builder is not spec.builder:
-            raise ValueError("two different models are registered as {!r}".format(spec.name))
-        self._specs[spec.name] = spec
-        return spec
-
-    def add_marked(self, namespace):
-        """Add every builder marked with ``@gcverify.model`` found in a module or dict."""
-        items = vars(namespace).values() if not isinstance(namespace, dict) else namespace.values()
-        return [self.add(getattr(v, MARK)) for v in list(items) if hasattr(v, MARK)]
-
-    def names(self):
-        return list(self._specs)
+    def coerce(self, obj):
+        if callable(obj) and not isinstance(getattr(obj, MARK, None), ModelSpec) \
+                and not isinstance(obj, ModelSpec):
+            return ModelSpec(obj.__name__, obj)  # a plain builder function: named after itself
+        return super().coerce(obj)
 
     def default_names(self):
         return [n for n, s in self._specs.items() if s.default]

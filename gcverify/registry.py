@@ -14,9 +14,11 @@ The built-in entries themselves live in :mod:`gcverify.builtin_converters`.
 """
 import fnmatch
 import functools
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Tuple
+
+from .named_registry import NamedRegistry
 
 __all__ = ["Tolerance", "TOLERANCES", "Functions", "Removes", "Adds", "Unchanged", "Speed",
            "Conversion", "ConverterSpec", "ConverterRegistry", "UnknownConverterError",
@@ -282,43 +284,15 @@ def converter(name=None, *, kind="ours", description="", tolerance=None, layers=
     return mark
 
 
-class ConverterRegistry:
+class ConverterRegistry(NamedRegistry):
     """The converters of one session, in registration order (which is the matrix order)."""
 
-    def __init__(self, specs=()):
-        self._specs = OrderedDict()
-        for spec in specs:
-            self.add(spec)
+    spec_type, mark, what, target = ConverterSpec, MARK, "converter", "convert"
 
     @classmethod
     def builtin(cls):
         from .builtin_converters import BUILTIN
         return cls(BUILTIN)
-
-    def add(self, spec):
-        if not isinstance(spec, ConverterSpec):
-            spec = getattr(spec, MARK, None)
-            if spec is None:
-                raise TypeError("register a ConverterSpec or a function marked with "
-                                "@gcverify.registry.converter")
-        known = self._specs.get(spec.name)
-        if known is not None and known.convert is not spec.convert:
-            raise ValueError("two different converters are registered as {!r}".format(spec.name))
-        self._specs[spec.name] = spec
-        return spec
-
-    def add_marked(self, namespace):
-        """Add every converter marked with :func:`converter` (or ConverterSpec) in a module."""
-        items = namespace.values() if isinstance(namespace, dict) else vars(namespace).values()
-        found = []
-        for v in list(items):
-            spec = v if isinstance(v, ConverterSpec) else getattr(v, MARK, None)
-            if isinstance(spec, ConverterSpec):
-                found.append(self.add(spec))
-        return found
-
-    def names(self):
-        return list(self._specs)
 
     def get(self, name):
         try:
@@ -326,12 +300,6 @@ class ConverterRegistry:
         except KeyError:
             raise UnknownConverterError("unknown converter {!r}; known converters: {}".format(
                 name, ", ".join(self._specs))) from None
-
-    def __iter__(self):
-        return iter(self._specs.values())
-
-    def __len__(self):
-        return len(self._specs)
 
     def select(self, selection=None):
         """Entries matching a comma list of names, globs (``nnabla_*``) or kinds (``ours``,
