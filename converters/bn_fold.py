@@ -28,6 +28,7 @@ import numpy as np
 
 from .bn_math import CONSUMER_KINDS, PRODUCER_KINDS, bn_scale_shift, fold_into_consumer, \
     fold_into_producer
+from .graph_view import parameter_source
 from .rewrite import ConversionWarning, GraphPass
 
 __all__ = ["FoldBatchNorm", "LinearizeBatchNorm", "BatchNormInfo", "read_batch_norm",
@@ -125,7 +126,7 @@ def _axes_reason(f, bn, view):
 
 def _weights_reason(f, view):
     for v, role in zip(f.inputs[1:], ("weight", "bias")):
-        if v.parent is not None:
+        if parameter_source(v) is None:
             return "the {} of {} is computed by the graph, not a parameter".format(
                 role, view.describe(f))
     return None
@@ -228,19 +229,22 @@ class FoldBatchNorm(GraphPass):
 
     def _fold(self, layer, inputs, b, bn_f, bn):
         kind, args = layer.info.type_name, layer.info.args
-        w_var = layer.inputs[1]
-        b_var = layer.inputs[2] if len(layer.inputs) > 2 else None
+        # weight and bias are parameters, possibly seen through a Reshape (see the guard)
+        shape = layer.inputs[1].shape
+        w_var = parameter_source(layer.inputs[1])
+        b_var = parameter_source(layer.inputs[2]) if len(layer.inputs) > 2 else None
+        w_data = w_var.d.reshape(shape)
         c0, c1 = _scale_shift(bn)
-        old_b = None if b_var is None else b_var.d
+        old_b = None if b_var is None else b_var.d.reshape(layer.inputs[2].shape)
         if self.opposite:
             c0, c1 = self._layout(kind, args, c0, c1, full=bn.x.shape)
-            w, bias = fold_into_consumer(kind, w_var.d, old_b, c0, c1, args)
+            w, bias = fold_into_consumer(kind, w_data, old_b, c0, c1, args)
             new_w = b.parameter(w_var, w, "bn_folded")
         else:
             c0, c1 = self._layout(kind, args, c0, c1)
             # Written straight into the new parameter: no temporary copy of the weight.
-            new_w, buffer = b.parameter_buffer(w_var, w_var.shape, "bn_folded")
-            _, bias = fold_into_producer(kind, w_var.d, old_b, c0, c1, args, out=buffer)
+            new_w, buffer = b.parameter_buffer(w_var, shape, "bn_folded")
+            _, bias = fold_into_producer(kind, w_data, old_b, c0, c1, args, out=buffer)
         new_b = b.parameter(b_var if b_var is not None else w_var, bias,
                             "bn_folded" if b_var is not None else "bn_folded_bias")
         return b.call(kind, [inputs[0], new_w, new_b], args)[0]

@@ -11,7 +11,7 @@ import nnabla as nn
 import nnabla.parameter
 
 __all__ = ["GraphView", "histogram_diff", "all_parameters", "as_outputs", "parameter_names",
-           "PARAMETER_SLOTS"]
+           "parameter_source", "PARAMETER_SLOTS"]
 
 # Input positions that hold learnable parameters or statistics, per function type. A leaf
 # variable in such a slot is a parameter even when no parameter dictionary names it.
@@ -43,6 +43,16 @@ def parameter_names(params):
         raise TypeError("params must be a {{name: Variable}} dict, not a {}".format(
             type(params).__name__))
     return dict(params)
+
+
+def parameter_source(v):
+    """The leaf whose values ``v`` holds, through value-preserving Reshapes (e.g. a layout
+    pass's depthwise weight seen as a grouped one), or None when the graph computes ``v``."""
+    while v.parent is not None:
+        if v.parent.info.type_name != "Reshape":
+            return None
+        v = v.parent.inputs[0]
+    return v
 
 
 def as_outputs(outputs):
