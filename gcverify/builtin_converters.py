@@ -90,11 +90,13 @@ def bn_linear(model):
     return _ours(c, c.convert(list(model.outputs), list(model.inputs)), model)
 
 
-def channel_last(model):
-    """NCHW -> NHWC (seed 000 ChannelLastModifier), evaluated via CPU emulation."""
+def channel_last(model, fold_bn=False):
+    """NCHW -> NHWC (seed 000 ChannelLastModifier), evaluated via CPU emulation. With
+    ``fold_bn``, BN is folded first: the TensorCore deployment (NHWC, no BN) in one go."""
     GC = _gc()
     m = GC.ChannelLastModifier(list(model.inputs))
-    gc = GC.GraphConverter([m], params=model.params)
+    modifiers = [GC.BatchNormalizationFoldingModifier(), m] if fold_bn else [m]
+    gc = GC.GraphConverter(modifiers, params=model.params)
     return _ours(gc, gc.convert(list(model.outputs)), model, inputs=m.inputs_cl,
                  input_perms=_moved(model.inputs, m.inputs_cl, channel_last_perm),
                  output_perms=_output_layouts(m, model))
@@ -215,14 +217,18 @@ _FIXED_POINT_OPS = (Adds((Functions("FixedPointQuantize"), Functions("FixedPoint
                           Functions("FixedPointQuantizedAffine"))),)
 
 _BN_FOLD = _spec(bn_fold, layers=_NO_BN, speed=_CPU_NOT_SLOWER)
+_CHANNEL_LAST = _spec(channel_last, layers=tuple(Removes(w) for w in CHANNEL_FIRST_OPS),
+                      cpu_emulation=True, speed=_TENSOR_CORE)
 _CHANNEL_ROUNDTRIP = _spec(channel_roundtrip, tolerance=TOLERANCES["exact"],
                            layers=tuple(Removes(w) for w in CHANNEL_LAST_OPS))
 
 BUILTIN = (
     _BN_FOLD,
     _spec(bn_linear, layers=_NO_BN, speed=_CPU_NOT_SLOWER),
-    _spec(channel_last, layers=tuple(Removes(w) for w in CHANNEL_FIRST_OPS), cpu_emulation=True,
-          speed=_TENSOR_CORE),
+    _CHANNEL_LAST,
+    _CHANNEL_LAST.variant("bn_fold_channel_last", dict(fold_bn=True),
+                          layers=_NO_BN + _CHANNEL_LAST.layers,
+                          description="BN folded, then NCHW -> NHWC (the TensorCore deployment)"),
     _CHANNEL_ROUNDTRIP,
     _spec(fixed_point, tolerance=TOLERANCES["quantizer"], layers=_FIXED_POINT_OPS),
     _spec(statistics, tolerance=TOLERANCES["exact"]),

@@ -57,6 +57,7 @@ def _targets(specs):
         from_builtin(spec("bn_linear")),
         from_builtin(spec("bn_fold_opposite")),
         from_builtin(spec("channel_last")),
+        from_builtin(spec("bn_fold_channel_last")),
         from_builtin(spec("channel_roundtrip_unrestored")),
         from_builtin(weight_24, tolerance=replace(FUZZ_FLOAT32, floor=1e-4)),
         from_builtin(activation_24, tolerance=replace(FUZZ_FLOAT32, floor=1e-3)),
