@@ -17,6 +17,7 @@ import nnabla as nn
 import numpy as np
 
 from .evaluation import channel_last_perm
+from .devices import VOLTA
 from .registry import (TOLERANCES, Adds, Conversion, ConverterSpec, Functions, Removes, Speed,
                        Unchanged)
 
@@ -29,7 +30,7 @@ _NO_BN = (Removes(Functions("BatchNormalization")),)
 # BN folding removes one op per BN; on CPU it must not be slower than the original.
 _CPU_NOT_SLOWER = (Speed("cpu", min_ratio=0.9),)
 # TensorCores want NHWC: on Volta+ in half precision channel-last must clearly win.
-_TENSOR_CORE = (Speed("cudnn", min_ratio=1.2, type_config="half", min_compute_capability=(7, 0)),)
+_TENSOR_CORE = (Speed("cudnn", min_ratio=1.2, type_config="half", min_compute_capability=VOLTA),)
 FIXED_POINT_OPTIONS = dict(weight=dict(n=8), activation=dict(n=16, delta=2 ** -4))
 
 

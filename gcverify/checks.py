@@ -19,7 +19,7 @@ from typing import List
 import numpy as np
 from tabulate import tabulate
 
-from converters.graph_view import GraphView, all_parameters
+from converters.graph_view import GraphView, all_parameters, histogram_diff
 
 __all__ = ["CheckResult", "compare_arrays", "channel_last_shape", "channel_last_perm", "guess_perm",
            "to_original_layout", "numeric_check", "locate_divergence", "layer_check",
@@ -212,7 +212,7 @@ def layer_check(before, after, rules):
     h0, h1 = before.histogram(), after.histogram()
     results = [rule.check(before.functions, after.functions) for rule in rules]
     passed = all(ok for ok, _ in results)
-    removed, added = dict(h0 - h1), dict(h1 - h0)
+    removed, added = histogram_diff(h0, h1)
     figures = dict(histogram_before=dict(h0), histogram_after=dict(h1), removed=removed,
                    added=added, functions_before=sum(h0.values()), functions_after=sum(h1.values()))
     summary = "{} -> {} functions".format(figures["functions_before"], figures["functions_after"])

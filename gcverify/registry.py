@@ -255,13 +255,6 @@ class ConverterSpec:
     def speed_on(self, device):
         return next((s for s in self.speed if s.device == device), None)
 
-    def expectations(self):
-        """One line per expectation, for reports and docs."""
-        lines = ["tolerance: " + self.tolerance.describe()]
-        lines += ["layers: " + type(r).__name__ + " " + str(getattr(r, "what", "")) for r in self.layers]
-        lines += ["speed: " + s.describe() for s in self.speed]
-        return lines
-
 
 def converter(name=None, *, kind="ours", description="", tolerance=None, layers=(),
               cpu_emulation=False, speed=()):

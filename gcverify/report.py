@@ -19,7 +19,6 @@ __all__ = ["REPORT_FORMAT", "ReportFileError", "environment", "machine_id", "tab
 
 REPORT_FORMAT = "gcverify-report"
 VERSION = 1
-OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
 
 
 class ReportFileError(ValueError):
