@@ -5,10 +5,10 @@ from dataclasses import replace
 
 from converters.graph_view import GraphView
 
-from .checks import locate_divergence, numeric_check
-from .evaluation import feed, feed_conversion, guess_layouts, on_cpu, run_conversion, runnable_outputs
+from .checks import numeric_check
+from .evaluation import guess_layouts, on_cpu, run_conversion, runnable_outputs
 from .registry import MARK, TOLERANCES, Conversion, ConverterSpec, Tolerance, as_conversion
-from .runner import convert_model
+from .runner import convert_model, divergence
 
 __all__ = ["resolve_converter", "convert", "assert_equivalent", "count_functions", "as_tolerance"]
 
@@ -74,11 +74,7 @@ def assert_equivalent(model, converted, tolerance=None, inputs=None):
     actual = run_conversion(conversion, model.input_data, outputs)
     result = numeric_check(actual, reference, tol)
     if not result.passed and conversion.var_map and outputs is conversion.outputs:
-        def feed_both():
-            feed(model.inputs, model.input_data)
-            feed_conversion(conversion, model.input_data)
-        where = locate_divergence(model.outputs, outputs, conversion.var_map, feed_both, tol,
-                                  GraphView(model.outputs, model.params).describe)
+        where = divergence(model, conversion, tol, GraphView(model.outputs, model.params))
         if where:
             result.details.insert(0, where)
     if not result.passed:

@@ -29,7 +29,8 @@ from .models import Model
 from .registry import as_conversion
 from .report import environment
 
-__all__ = ["clone_model", "run_case", "Verdict", "enforce", "feed", "evaluate", "convert_model"]
+__all__ = ["clone_model", "run_case", "Verdict", "enforce", "feed", "evaluate", "convert_model",
+           "divergence"]
 
 MAX_FAILURES_SHOWN = 4
 
@@ -159,7 +160,7 @@ def _run(session, spec, device, original, reference, verdict):
     row.update(numeric.figures)
     if not numeric.passed:
         if conversion.var_map and outputs is conversion.outputs:
-            where = _divergence(original, conversion, tol, original_view)
+            where = divergence(original, conversion, tol, original_view)
             numeric.details.insert(0, where or "first divergence: no intermediate could be compared")
         _fail(verdict, numeric)
     _speed(session, spec, device, original, conversion, outputs, verdict)
@@ -173,7 +174,9 @@ def _kept(events, limit=3):
     return lines + (["... and {} more kept".format(len(kept) - limit)] if len(kept) > limit else [])
 
 
-def _divergence(original, conversion, tol, view):
+def divergence(original, conversion, tol, view):
+    """Where the converted graph's intermediate values first leave ``tol`` (a line for the
+    failure message), found through ``conversion.var_map``; None when nothing compares."""
     def feed_both():
         feed(original.inputs, original.input_data)
         feed_conversion(conversion, original.input_data)
