@@ -46,6 +46,14 @@ class Converter:
         return "{}(name={!r})".format(type(self).__name__, self.name)
 
 
+CONVERTER_KEYS = ("params", "context", "register")
+
+
+def split_options(options):
+    """Converter keywords (params, context, register) apart from the pass options."""
+    return {k: options.pop(k) for k in CONVERTER_KEYS if k in options}, options
+
+
 def _check_inputs(outputs, inputs, params):
     view = GraphView(outputs, params)
     leaves = set(view.inputs) | set(view.parameters)
@@ -105,7 +113,7 @@ class FixedPointWeightConverter(Converter):
     """Affine/Convolution/Deconvolution get fixed-point weights and biases."""
 
     def __init__(self, name="fixed-point-weight", **options):
-        kw = {k: options.pop(k) for k in ("params", "context", "register") if k in options}
+        kw, options = split_options(options)
         super().__init__(name=name, **kw)
         self._passes = [fixed_point.FixedPointWeights(**options)]
 
@@ -114,6 +122,6 @@ class FixedPointActivationConverter(Converter):
     """ReLU (and other listed activations) become fixed-point quantized activations."""
 
     def __init__(self, name="fixed-point-activation", **options):
-        kw = {k: options.pop(k) for k in ("params", "context", "register") if k in options}
+        kw, options = split_options(options)
         super().__init__(name=name, **kw)
         self._passes = [fixed_point.FixedPointActivations(**options)]

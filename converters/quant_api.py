@@ -13,7 +13,7 @@ Calibration in three steps (the recorder belongs to the conversion that made it)
     y_q = GC.QuantizeDequantizeConverter(name="int8", ranges=stats.recorder).convert(y, [x])
 """
 from . import fixed_point, low_rank, qdq, statistics
-from .converter_api import Converter
+from .converter_api import Converter, split_options
 from .graph_view import GraphView
 from .modifier_api import Modifier
 
@@ -22,13 +22,6 @@ __all__ = [
     "QuantizeDequantizeModifier", "LowRankModifier", "StatisticsConverter",
     "QuantizeDequantizeConverter", "LowRankConverter",
 ]
-
-_CONVERTER_KEYS = ("params", "context", "register")
-
-
-def _split(options):
-    """Converter keywords (params, context, register) apart from the pass options."""
-    return {k: options.pop(k) for k in _CONVERTER_KEYS if k in options}, options
 
 
 class FixedPointWeightModifier(Modifier):
@@ -93,7 +86,7 @@ class QuantizeDequantizeConverter(Converter):
     """Seed-003 form of :class:`QuantizeDequantizeModifier`."""
 
     def __init__(self, name="qdq", **options):
-        kw, options = _split(options)
+        kw, options = split_options(options)
         super().__init__(name=name, **kw)
         self._passes = [qdq.QuantizeDequantize(**options)]
 
@@ -112,7 +105,7 @@ class LowRankConverter(Converter):
     per-layer events (rank, kept energy, savings)."""
 
     def __init__(self, name="low-rank", **options):
-        kw, options = _split(options)
+        kw, options = split_options(options)
         super().__init__(name=name, **kw)
         self._passes = [low_rank.LowRank(**options)]
         self.report = None
