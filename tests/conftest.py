@@ -1,9 +1,11 @@
 import os
+import pathlib
 
 import numpy as np
 import pytest
 
 from converters.graph_view import all_parameters
+from gcverify.testing import SUITE_SOURCE
 
 
 @pytest.fixture
@@ -23,13 +25,21 @@ def global_scope_untouched():
         assert id(after[k]) == ident and np.array_equal(after[k].d, data), k
 
 
+DATA = pathlib.Path(__file__).resolve().parent / "data"
+
+
 @pytest.fixture
-def project(pytester):
-    """A downstream project (tests/plugin_project.py: a tiny model and a converter of its own
-    in its conftest) with the verification suite, for real pytest sessions."""
-    from plugin_project import CONFTEST, SUITE
-    pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_suite=SUITE)
+def downstream_conftest():
+    """The source of tests/data/downstream_conftest.py: a tiny model and a converter of its
+    own, registered the way users do."""
+    return (DATA / "downstream_conftest.py").read_text()
+
+
+@pytest.fixture
+def project(pytester, downstream_conftest):
+    """A downstream project (that conftest plus the verification suite) for real pytest sessions."""
+    pytester.makeconftest(downstream_conftest)
+    pytester.makepyfile(test_suite=SUITE_SOURCE)
     return pytester
 
 

@@ -9,7 +9,8 @@ from converters import quant_math as qm
 from converters.graph_view import GraphView
 from converters.qdq import QuantizeDequantize
 from converters.statistics import RecordStatistics, StatisticsRecorder
-from quant_testing import (assert_untouched, build, conv_affine_graph, count, private_graph,
+from gcverify.testing import zoo_model as build
+from gcverify.testing import (assert_untouched, conv_affine_graph, count, private_graph,
                            rel_error, snapshot)
 
 

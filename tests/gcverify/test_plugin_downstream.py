@@ -1,7 +1,7 @@
 """A downstream project uses the fixtures in its own tests, with its own registered model."""
 import pytest
 
-from plugin_project import CONFTEST, SUITE
+from gcverify.testing import SUITE_SOURCE as SUITE
 
 DOWNSTREAM_TESTS = '''
 import nnabla as nn
@@ -53,8 +53,8 @@ def test_broken_conversion_is_reported(gc_model, gc_assert_equivalent):
 
 
 @pytest.fixture
-def downstream(pytester):
-    pytester.makeconftest(CONFTEST)
+def downstream(pytester, downstream_conftest):
+    pytester.makeconftest(downstream_conftest)
     pytester.makepyfile(test_downstream=DOWNSTREAM_TESTS)
     return pytester
 

@@ -6,7 +6,7 @@ import pytest
 import converters as GC
 from converters.graph_view import GraphView
 from converters.statistics import RecordStatistics, StatisticsRecorder, TensorStatistics
-from quant_testing import assert_untouched, build, count, snapshot
+from gcverify.testing import assert_untouched, zoo_model as build, count, snapshot
 
 INNER = ("Convolution", "Affine")
 

@@ -1,9 +1,9 @@
 """The README's downstream example (examples/downstream) runs as a project of its own."""
 import pathlib
 
-from plugin_project import SUITE
+from gcverify.testing import SUITE_SOURCE as SUITE
 
-EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / "examples" / "downstream"
+EXAMPLE = pathlib.Path(__file__).resolve().parent.parent.parent / "examples" / "downstream"
 
 
 def test_downstream_example_passes_as_documented(pytester):

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "scripts" / "dev.sh"
+SCRIPT = pathlib.Path(__file__).resolve().parent.parent.parent / "scripts" / "dev.sh"
 SYSTEM_PYTHONS = ("/usr/bin/python3.10", "/usr/local/bin/python3.10")  # the script looks there
 
 

@@ -18,6 +18,8 @@ from converters.graph_view import GraphView
 from converters.layout import ToChannelLast
 from converters.layout_emulation import cpu_runnable
 from converters.layout_table import CHANNEL_LAST_TYPES
+from gcverify.testing import zoo_model
+from gcverify.zoo import ZOO
 from gcverify.zoo.init import randomize_parameters
 
 
@@ -278,3 +280,20 @@ def test_a_shared_weight_is_transposed_once():
     converted, result = check_layout_conversion(inputs, outputs, data, params)
     weights = {f.inputs[1] for f in GraphView(converted, {}).functions if f.info.type_name == "Convolution"}
     assert len(weights) == 1 and list(result.new_parameters) == ["shared/cl"]
+
+
+# --- every default zoo network ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [s.name for s in ZOO if s.default])
+def test_zoo_network_channel_last(name):
+    model = zoo_model(name, seed=3)
+    tol = {"atol": 1e-5, "rtol": 1e-4, **model.tolerance_for("channel_last")}
+    convertible = sum(n for t, n in GraphView(model.outputs, model.params).histogram().items()
+                      if t in CHANNEL_LAST_TYPES)
+    converted, result = check_layout_conversion(model.inputs, model.outputs, model.input_data,
+                                                model.params, **tol)
+    now_channel_last = [f for f in GraphView(converted, {}).functions if f.info.args.get("channel_last")]
+    assert convertible > 0 and len(now_channel_last) == convertible
+    assert result.counts["converted"] == convertible
+    assert [tuple(o.shape) for o in converted] == [tuple(o.shape) for o in model.outputs]

@@ -10,7 +10,8 @@ import converters as GC
 from converters import quant_math as qm
 from converters.fixed_point import ACTIVATION_SIGN, FixedPointActivations, FixedPointWeights
 from converters.graph_view import GraphView
-from quant_testing import (assert_untouched, build, conv_affine_graph, count, functions_of,
+from gcverify.testing import zoo_model as build
+from gcverify.testing import (assert_untouched, conv_affine_graph, count, functions_of,
                            private_graph, rel_error, snapshot)
 
 INNER = ("Convolution", "Affine", "Deconvolution", "DepthwiseConvolution",

@@ -8,7 +8,8 @@ import pytest
 import converters as GC
 from converters.graph_view import GraphView
 from converters.low_rank import LowRank, inner_product_cost
-from quant_testing import (assert_untouched, build, conv_affine_graph, count, functions_of,
+from gcverify.testing import zoo_model as build
+from gcverify.testing import (assert_untouched, conv_affine_graph, count, functions_of,
                            private_graph, rel_error, snapshot)
 
 

@@ -3,7 +3,6 @@ import json
 
 import pytest
 
-from plugin_project import CONFTEST
 
 
 
@@ -104,8 +103,8 @@ def test_a_wrong_conversion_fails_with_numbers_and_the_diverging_function(projec
         "*relu_to_leaky*tiny*cpu*failed*[[]numeric] outputs differ*"])
 
 
-def test_a_model_that_cannot_build_fails_every_row_even_peers(project):
-    project.makeconftest(CONFTEST + '''
+def test_a_model_that_cannot_build_fails_every_row_even_peers(project, downstream_conftest):
+    project.makeconftest(downstream_conftest + '''
 
 @gcverify.model("broken")
 def broken(seed=0):

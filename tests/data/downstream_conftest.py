@@ -1,10 +1,6 @@
-"""A downstream project for the plugin's pytester tests: its conftest registers a tiny model
-and a converter of its own, the way users do."""
-
-# The verification suite's test module, as users write it.
-SUITE = "def test_conversion(gc_case, gc_verify):\n    gc_verify(gc_case)\n"
-
-CONFTEST = '''
+"""conftest.py of the downstream project the plugin tests run (copied into pytester's
+directory by the ``project`` fixture): a tiny model and a converter of its own, the way
+users register them. ``GC_PLANT`` plants regressions."""
 import os
 
 import nnabla as nn
@@ -53,4 +49,3 @@ def relu_to_leaky(model):
         os._exit(3)
     # a Conversion with the variable map lets a failure name the first diverging function
     return Conversion(y, list(model.inputs), dict(c.last_result.var_map), dict(model.params))
-'''

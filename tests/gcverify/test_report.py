@@ -11,18 +11,9 @@ from gcverify.report import (ReportFileError, load_report, merge_rows, read_json
                              table, write_json_atomic, REPORT_FORMAT)
 
 
-def row(conv="bn_fold", model="lenet", device="cpu", outcome="passed", **kw):
-    r = dict(id="{}-{}-{}".format(conv, model, device), converter=conv, model=model, device=device,
-             outcome=outcome, machine="m1", functions_before=12, functions_after=9,
-             histogram_before={"Convolution": 2, "BatchNormalization": 3},
-             histogram_after={"Convolution": 2}, removed={"BatchNormalization": 3}, added={},
-             max_abs_error=3e-6, max_rel_error=1e-5, normalized_error=1e-6, rms_error=1e-7,
-             tolerance="rtol=0.0001", tolerance_preset="float32", conversion_time=0.01, speed_ratio=1.2)
-    r.update(kw)
-    return r
 
 
-def test_table_has_one_line_per_row_with_the_figures():
+def test_table_has_one_line_per_row_with_the_figures(row):
     text = table([row(), row("identity", outcome="xfailed", message="x" * 200)])
     lines = text.splitlines()
     assert len(lines) == 4
@@ -31,7 +22,7 @@ def test_table_has_one_line_per_row_with_the_figures():
     assert lines[3].rstrip().endswith("...") and len(lines[3]) < 260
 
 
-def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, row):
     path = str(tmp_path / "r.json")
     write_json_atomic(path, report_document([row()]))
     before = open(path).read()
@@ -64,7 +55,7 @@ def test_bad_report_files_get_clear_errors_naming_them(tmp_path, content, messag
     assert str(path) in str(info.value)
 
 
-def test_merge_keeps_other_machines_and_warns_on_duplicates():
+def test_merge_keeps_other_machines_and_warns_on_duplicates(row):
     a = [row(), row("identity")]
     b = [row(machine="m2"), row("identity", speed_ratio=2.0)]
     rows, warnings = merge_rows([("a.json", a), ("b.json", b)])
@@ -73,7 +64,7 @@ def test_merge_keeps_other_machines_and_warns_on_duplicates():
     assert [r for r in rows if r["id"] == "identity-lenet-cpu"][0]["speed_ratio"] == 2.0
 
 
-def test_cli_merges_shards_and_compares_with_a_baseline(tmp_path):
+def test_cli_merges_shards_and_compares_with_a_baseline(tmp_path, row):
     a, b, base = (str(tmp_path / n) for n in ("a.json", "b.json", "base.json"))
     write_json_atomic(a, report_document([row()]))
     write_json_atomic(b, report_document([row("identity")]))
