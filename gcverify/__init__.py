@@ -1,18 +1,26 @@
 """gcverify: prove NNabla graph conversions right, as a pytest plugin and as a library.
 
-Layers: registries (``models``, ``registry`` of converters, ``devices``) -> ``checks`` ->
-``report``; ``plugin`` only wires pytest hooks. Names are imported lazily so that projects
-which merely have gcverify installed do not pay for importing nnabla at every pytest start.
+Layers, each importing only those below it (a contract in pyproject.toml, checked by the
+test run): ``plugin`` (pytest wiring) -> ``api``, ``fuzz``, ``testing`` -> ``builtin`` (the
+matrix's rows) and ``zoo`` (models from code and files) -> ``verify`` (checks, one case run)
+-> ``report`` (the Row, tables, files, baselines) -> ``core`` (models, conversions,
+expectations, registries). Names here are imported lazily, so that projects which merely
+have gcverify installed do not pay for importing nnabla at every pytest start.
 """
 import importlib
 
 _EXPORTS = {
-    "Model": "models", "ModelRegistry": "models", "ModelSpec": "models",
-    "UnknownModelError": "models", "model": "models",
-    "converter": "registry", "Conversion": "registry", "ConverterSpec": "registry",
-    "ConverterRegistry": "registry", "Tolerance": "registry", "TOLERANCES": "registry",
-    "Functions": "registry", "Removes": "registry", "Adds": "registry", "Unchanged": "registry",
-    "Speed": "registry", "UnknownConverterError": "registry",
+    "Model": "core.model", "ModelSpec": "core.model", "model": "core.model",
+    "Conversion": "core.conversion",
+    "Tolerance": "core.expectations", "TOLERANCES": "core.expectations", "Functions": "core.expectations",
+    "Removes": "core.expectations", "Adds": "core.expectations", "Unchanged": "core.expectations",
+    "Speed": "core.expectations",
+    "converter": "core.registry", "ConverterSpec": "core.registry", "ConverterRegistry": "core.registry",
+    "ModelRegistry": "core.registry", "UnknownModelError": "core.registry",
+    "UnknownConverterError": "core.registry",
+    "Row": "report.row",
+    "convert": "api", "assert_equivalent": "api", "count_functions": "api",
+    "default_models": "api", "default_converters": "api",
 }
 __all__ = sorted(_EXPORTS) + ["register_model"]
 

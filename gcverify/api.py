@@ -1,16 +1,33 @@
-"""What the fixtures do, usable without pytest too: convert a model, assert two graphs
-equivalent with the numeric report, count functions."""
+"""gcverify as a library (no pytest needed; the fixtures are these functions): the default
+registries, convert a model, assert two graphs equivalent with the numeric report, count
+functions."""
 from collections import Counter
 from dataclasses import replace
 
 from converters.graph_view import GraphView
 
-from .checks import numeric_check
-from .evaluation import guess_layouts, on_cpu, run_conversion, runnable_outputs
-from .registry import MARK, TOLERANCES, Conversion, ConverterSpec, Tolerance, as_conversion
-from .runner import convert_model, divergence
+from .builtin import BUILTIN
+from .core.conversion import Conversion, as_conversion
+from .core.expectations import as_tolerance
+from .core.registry import CONVERTER_MARK, ConverterRegistry, ConverterSpec, ModelRegistry
+from .verify.case import convert_model, divergence
+from .verify.execution import evaluate, guess_layouts, on_cpu, run_conversion, runnable_outputs
+from .verify.numeric import numeric_check
+from .zoo import ZOO
+from .zoo.nnp import nnp_resolver
 
-__all__ = ["resolve_converter", "convert", "assert_equivalent", "count_functions", "as_tolerance"]
+__all__ = ["default_models", "default_converters", "resolve_converter", "convert",
+           "assert_equivalent", "count_functions", "as_tolerance"]
+
+
+def default_models():
+    """A model registry holding the zoo; resolves ``.nnp`` paths and ``module:builder`` specs."""
+    return ModelRegistry(ZOO, resolvers=[nnp_resolver])
+
+
+def default_converters():
+    """A converter registry holding the built-in rows (ours, then NNabla's peers)."""
+    return ConverterRegistry(BUILTIN)
 
 
 def resolve_converter(converter, registry=None):
@@ -19,11 +36,8 @@ def resolve_converter(converter, registry=None):
     if isinstance(converter, ConverterSpec):
         return converter
     if isinstance(converter, str):
-        if registry is None:
-            from .registry import ConverterRegistry
-            registry = ConverterRegistry.builtin()
-        return registry.get(converter)
-    spec = getattr(converter, MARK, None)
+        return (registry if registry is not None else default_converters()).get(converter)
+    spec = getattr(converter, CONVERTER_MARK, None)
     if spec is not None:
         return spec
     if callable(converter):
@@ -37,20 +51,6 @@ def convert(converter, model, registry=None):
     """Convert ``model`` with ``converter``; a :class:`Conversion` (``.seconds`` is set)."""
     conversion, _ = convert_model(resolve_converter(converter, registry), model)
     return conversion
-
-
-def as_tolerance(tolerance):
-    if tolerance is None:
-        return TOLERANCES["float32"]
-    if isinstance(tolerance, Tolerance):
-        return tolerance
-    if isinstance(tolerance, str):
-        try:
-            return TOLERANCES[tolerance]
-        except KeyError:
-            raise ValueError("unknown tolerance preset {!r}; presets: {}".format(
-                tolerance, ", ".join(TOLERANCES))) from None
-    return TOLERANCES["float32"].merged(tolerance)
 
 
 def assert_equivalent(model, converted, tolerance=None, inputs=None):
@@ -69,7 +69,7 @@ def assert_equivalent(model, converted, tolerance=None, inputs=None):
         conversion = replace(conversion, inputs=list(inputs))
     conversion = guess_layouts(replace(conversion), model)  # a copy: the caller's stays as given
     tol = as_tolerance(tolerance)
-    reference = model.forward()
+    reference = evaluate(model.outputs, model.inputs, model.input_data)
     outputs = runnable_outputs(conversion, on_cpu())
     actual = run_conversion(conversion, model.input_data, outputs)
     result = numeric_check(actual, reference, tol)

@@ -20,8 +20,8 @@ SUITE_SOURCE = "def test_conversion(gc_case, gc_verify):\n    gc_verify(gc_case)
 
 def zoo_model(name, seed=0):
     """A fresh build of the zoo network ``name`` (a :class:`gcverify.Model`)."""
-    from .models import ModelRegistry
-    return ModelRegistry.with_zoo().build(name, seed=seed)
+    from .zoo import build_zoo_model
+    return build_zoo_model(name, seed=seed)
 
 
 def private_graph(build_fn, seed=0):

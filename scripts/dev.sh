@@ -11,19 +11,27 @@ venv="$root/.venv"
 stamp="$venv/.installed-from"
 
 find_python310() {
-    local candidates=("${GC_PYTHON:-}" python3.10)
-    if command -v pyenv >/dev/null 2>&1; then
-        local p
-        for p in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.10(\.|$)'); do
-            candidates+=("$(pyenv root)/versions/$p/bin/python")
-        done
+    # GC_PYTHON_CANDIDATES (space-separated) replaces the places searched after $GC_PYTHON.
+    local candidates=("${GC_PYTHON:-}")
+    if [ -n "${GC_PYTHON_CANDIDATES+set}" ]; then
+        read -r -a more <<< "$GC_PYTHON_CANDIDATES"
+        candidates+=("${more[@]}")
+    else
+        candidates+=(python3.10)
+        if command -v pyenv >/dev/null 2>&1; then
+            local p
+            for p in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.10(\.|$)'); do
+                candidates+=("$(pyenv root)/versions/$p/bin/python")
+            done
+        fi
+        candidates+=("$HOME"/.pyenv/versions/3.10*/bin/python /usr/bin/python3.10 /usr/local/bin/python3.10)
     fi
-    candidates+=("$HOME"/.pyenv/versions/3.10*/bin/python /usr/bin/python3.10 /usr/local/bin/python3.10)
     local c
     for c in "${candidates[@]}"; do
         [ -n "$c" ] || continue
+        # it must say it is 3.10 (a program that merely exits 0, like /bin/true, is not)
         if command -v "$c" >/dev/null 2>&1 &&
-           "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then
+           [ "$("$c" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "3.10" ]; then
             command -v "$c"; return 0
         fi
     done

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from .generator import generate
-from .runner import run_fuzz
+from .campaign import run_fuzz
 from .targets import fuzz_target, target_names
 
 

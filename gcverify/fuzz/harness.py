@@ -2,9 +2,9 @@
 
 ``check(target, model) -> Outcome``. The order matters:
 
-1. snapshot the original graph (functions, their arguments and wiring, histogram), every
-   parameter it reads or the model names (values, shape, need_grad) and NNabla's global
-   parameter scope;
+1. snapshot the original (:class:`gcverify.verify.snapshot.Snapshot`: functions, their
+   arguments and wiring, every parameter and constant by value, shape and need_grad, and
+   NNabla's global parameter scope);
 2. forward the original, then put the parameter values back (a BatchNormalization with
    ``batch_stat=True`` updates its running statistics while it runs);
 3. convert, and compare with the snapshot *before* running anything converted;
@@ -31,18 +31,20 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from converters.graph_view import GraphView, all_parameters
+from converters.graph_view import GraphView
 from converters.rewrite import ConversionWarning
 
-from ..checks import compare_arrays, wiring_check
-from ..evaluation import on_cpu, run_conversion, runnable_outputs
-from ..registry import Conversion, Tolerance, as_conversion
+from ..core.conversion import Conversion, as_conversion
+from ..core.expectations import Tolerance
+from ..verify.execution import evaluate, on_cpu, run_conversion, runnable_outputs
+from ..verify.numeric import compare_arrays
+from ..verify.snapshot import CHANGE_KINDS, Snapshot
+from ..verify.structure import wiring_check
 
-__all__ = ["FuzzTarget", "Conversion", "Outcome", "Snapshot", "check", "is_clear_refusal",
+__all__ = ["FuzzTarget", "Conversion", "Outcome", "check", "is_clear_refusal",
            "FAILURE_KINDS", "FUZZ_FLOAT32"]
 
-FAILURE_KINDS = ("changed-graph", "changed-params", "changed-scope", "crash", "unclear-refusal",
-                 "bad-outputs", "not-runnable", "mismatch")
+FAILURE_KINDS = CHANGE_KINDS + ("crash", "unclear-refusal", "bad-outputs", "not-runnable", "mismatch")
 REFUSAL_TYPES = (ValueError, TypeError, NotImplementedError)
 # float32 rewrites of random graphs: their magnitudes are random, so the error is measured
 # against each output's largest value, plus a small absolute floor for outputs near zero
@@ -96,67 +98,6 @@ class Outcome:
         return head + (": " + self.message if self.message else "")
 
 
-def _signature(view):
-    ids = {}
-
-    def vid(v):
-        return ids.setdefault(v, len(ids))
-
-    return tuple((f.info.type_name, repr(sorted(f.info.args.items())),
-                  tuple(vid(v) for v in f.inputs), tuple(vid(v) for v in f.outputs),
-                  tuple(tuple(v.shape) for v in f.outputs)) for f in view.functions)
-
-
-class Snapshot:
-    """Everything a conversion must leave alone, taken before it runs."""
-
-    def __init__(self, model):
-        view = GraphView(model.outputs, model.params)
-        self.outputs = tuple(model.outputs)
-        self.functions = view.functions
-        self.signature = _signature(view)
-        self.histogram = view.histogram()
-        self.names = dict(model.params)
-        owned = list(view.parameters) + [v for v in model.params.values() if v not in view.parameters]
-        self.params = [(v, v.d.copy(), v.need_grad, tuple(v.shape)) for v in owned]
-        # Only BatchNormalization with batch_stat=True writes parameters while running
-        # (its running statistics); restoring costs an NNabla data access per parameter.
-        self.runs_mutate = any(f.info.type_name == "BatchNormalization" and f.info.args["batch_stat"]
-                               for f in view.functions)
-        self.scope = {k: (id(v), v.d.copy()) for k, v in all_parameters().items()}
-
-    def restore_params(self, always=False):
-        if not (always or self.runs_mutate):
-            return
-        for v, data, _, _ in self.params:
-            v.d = data
-
-    def changes(self, model):
-        """``(kind, message)`` for the first thing that changed, or None."""
-        if tuple(model.outputs) != self.outputs or set(model.params) != set(self.names) or any(
-                model.params[k] is not v for k, v in self.names.items()):
-            return "changed-graph", "the model's outputs or parameter dictionary were replaced"
-        view = GraphView(model.outputs, model.params)
-        if view.functions != self.functions or _signature(view) != self.signature:
-            return "changed-graph", "the original graph changed: histogram {} -> {}".format(
-                dict(self.histogram), dict(view.histogram()))
-        for v, data, need_grad, shape in self.params:
-            name = view.param_name(v) or "parameter of shape {}".format(shape)
-            if tuple(v.shape) != shape or v.need_grad != need_grad:
-                return "changed-params", "{}: shape/need_grad changed".format(name)
-            if not np.array_equal(v.d, data):
-                return "changed-params", "{} changed values (max change {:.3g})".format(
-                    name, float(np.abs(v.d - data).max()))
-        now = all_parameters()
-        if set(now) != set(self.scope):
-            return "changed-scope", "global parameter scope gained/lost {}".format(
-                sorted(set(now) ^ set(self.scope))[:5])
-        for k, (ident, data) in self.scope.items():
-            if id(now[k]) != ident or not np.array_equal(now[k].d, data):
-                return "changed-scope", "global parameter {!r} was replaced or changed".format(k)
-        return None
-
-
 def is_clear_refusal(error, model):
     """A ValueError/TypeError/NotImplementedError whose message names the culprit."""
     if not isinstance(error, REFUSAL_TYPES):
@@ -201,9 +142,10 @@ def _fail(target, kind, message, errors=()):
 
 def check(target, model):
     """Run ``target`` on ``model`` and judge the result (see the module docstring)."""
-    snapshot = Snapshot(model)
-    reference = model.forward()
-    snapshot.restore_params()
+    snapshot = Snapshot.take(model.outputs, model.params, model.inputs)
+    reference = evaluate(model.outputs, model.inputs, model.input_data)
+    if snapshot.runs_mutate:
+        snapshot.restore()
     try:
         with warnings.catch_warnings():  # "kept BN ..." warnings are expected; judged below
             warnings.simplefilter("ignore", ConversionWarning)
@@ -211,10 +153,10 @@ def check(target, model):
         error = None
     except Exception as e:  # judged below: a refusal or a crash
         result, error = None, e
-    changed = snapshot.changes(model)
-    if changed is not None:
-        snapshot.restore_params(always=True)
-        return _fail(target, changed[0], changed[1] + (
+    changed = snapshot.changes(model.outputs, model.params)
+    if changed:
+        snapshot.restore()
+        return _fail(target, changed[0].kind, changed[0].message + (
             " (and then raised {})".format(_exception_text(error)) if error else ""))
     if error is not None:
         if is_clear_refusal(error, model):
@@ -239,15 +181,16 @@ def check(target, model):
         actual = run_conversion(conv, model.input_data,
                                 runnable_outputs(conv, on_cpu(), target.cpu_emulation, functions))
     except Exception as e:  # the converted graph does not run
-        snapshot.restore_params()
+        if snapshot.runs_mutate:
+            snapshot.restore()
         return _fail(target, "not-runnable", _exception_text(e))
     if snapshot.runs_mutate:
-        snapshot.restore_params()
+        snapshot.restore()
     else:  # nothing in the original writes parameters, so the converted graph must not either
-        changed = snapshot.changes(model)
-        if changed is not None:
-            snapshot.restore_params(always=True)
-            return _fail(target, changed[0], "running the converted graph: " + changed[1])
+        changed = snapshot.changes(model.outputs, model.params)
+        if changed:
+            snapshot.restore()
+            return _fail(target, changed[0].kind, "running the converted graph: " + changed[0].message)
     shapes = [(tuple(a.shape), tuple(r.shape)) for a, r in zip(actual, reference) if a.shape != r.shape]
     if shapes:
         return _fail(target, "bad-outputs", "output shapes differ (converted, original): {}".format(shapes))

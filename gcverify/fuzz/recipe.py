@@ -17,10 +17,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import nnabla as nn
-import numpy as np
 
-from ..models import Model
-from ..zoo.init import randomize_parameters
+from ..core.model import Model, seeded_inputs
+from ..zoo.seeding import randomize_parameters
 from .ops import OPS, InvalidRecipe
 
 __all__ = ["Recipe", "InvalidRecipe", "Assembler"]
@@ -160,8 +159,7 @@ class Recipe:
             raise InvalidRecipe("inputs {} are not used (prune the recipe)".format(unused))
         outputs = [asm.values[i] for i in self.outputs]
         randomize_parameters(outputs, asm.params, seed=self.param_seed)
-        rng = np.random.RandomState(self.data_seed)
-        data = [rng.normal(0.0, 1.0, s).astype(np.float32) for s in self.inputs]
+        data = seeded_inputs(self.inputs, self.data_seed)
         name = name or "fuzz-{}".format(self.origin.get("seed", "recipe"))
         return Model(name, asm.inputs, outputs, data, params=asm.params, description=self.describe())
 

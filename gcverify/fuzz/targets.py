@@ -1,7 +1,7 @@
 """The converters under fuzz: the registry's own entries (``TARGETS``, in the order they run).
 
-Each target is a :class:`~gcverify.registry.ConverterSpec` of
-:mod:`gcverify.builtin_converters` under :meth:`FuzzTarget.from_spec`, so the fuzzer and the
+Each target is a :class:`~gcverify.core.registry.ConverterSpec` of
+:mod:`gcverify.builtin` under :meth:`FuzzTarget.from_spec`, so the fuzzer and the
 matrix run the same conversion code under the same name; what only the fuzzer needs is
 data here. Lossless float32 converters compare under ``FUZZ_FLOAT32`` (random graphs have
 random magnitudes); exact ones (identity, layout round trips) stay exact. The fixed-point
@@ -18,8 +18,9 @@ user's own target is named in a saved reproducer).
 import importlib
 from dataclasses import replace
 
-from ..builtin_converters import BUILTIN
-from ..registry import TOLERANCES, ConverterSpec
+from ..builtin import BUILTIN
+from ..core.expectations import TOLERANCES
+from ..core.registry import ConverterSpec
 from .harness import FUZZ_FLOAT32, FuzzTarget
 
 __all__ = ["TARGETS", "FORMER_NAMES", "target_names", "fuzz_target", "from_builtin", "UnknownTargetError"]

@@ -5,27 +5,24 @@
 on disk (see :mod:`.pretrained`); it is never downloaded and is not in the default matrix.
 """
 import nnabla as nn
-import numpy as np
 
-from ..models import Model, ModelSpec
-from .init import randomize_parameters
+from ..core.model import Model, ModelSpec, seeded_inputs
+from .seeding import randomize_parameters
 from .lenet import lenet
 from .pretrained import build_resnet50_pretrained
 from .resnet import resnet50
 from .small_nets import conv1d_net, conv3d_net, mobilenet, unet
 from .traps import bn_traps
 
-__all__ = ["ZOO", "randomize_parameters", "build_lenet", "build_resnet50"]
+__all__ = ["ZOO", "randomize_parameters", "build_lenet", "build_resnet50", "zoo_spec", "build_zoo_model"]
 
 
 def _seeded_model(name, build_graph, input_shapes, seed, description=""):
-    rng = np.random.RandomState(seed)
     inputs = [nn.Variable(s) for s in input_shapes]
     outputs = build_graph(*inputs)
     outputs = [outputs] if isinstance(outputs, nn.Variable) else list(outputs)
     randomize_parameters(outputs, nn.get_parameters(grad_only=False), seed=seed)
-    data = [rng.uniform(-1.0, 1.0, s).astype(np.float32) for s in input_shapes]
-    return Model(name, inputs, outputs, data, description=description)
+    return Model(name, inputs, outputs, seeded_inputs(input_shapes, seed), description=description)
 
 
 def _from_code(name, graph, input_shape, description, default=True):
@@ -59,3 +56,16 @@ ZOO = (
 )
 
 build_lenet, build_resnet50 = ZOO[0].builder, ZOO[1].builder
+
+
+def zoo_spec(name):
+    """The zoo's spec called ``name``; a KeyError listing the zoo otherwise."""
+    for spec in ZOO:
+        if spec.name == name:
+            return spec
+    raise KeyError("no zoo model {!r}; the zoo has {}".format(name, ", ".join(s.name for s in ZOO)))
+
+
+def build_zoo_model(name, seed=0):
+    """A fresh build of the zoo network ``name``."""
+    return zoo_spec(name).build(seed=seed)

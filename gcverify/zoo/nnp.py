@@ -11,13 +11,14 @@ import os
 from functools import partial
 
 import nnabla as nn
-import numpy as np
 
 from converters.graph_view import GraphView
 
-from ..models import Model, ModelSpec, UnknownModelError
+from ..core.model import Model, ModelSpec, seeded_inputs
+from ..core.registry import UnknownModelError
 
-__all__ = ["NnpLoadError", "nnp_spec", "open_nnp", "load_nnp_model", "build_network", "split_nnp_token", "SELECTOR"]
+__all__ = ["NnpLoadError", "nnp_spec", "nnp_resolver", "open_nnp", "load_nnp_model", "build_network",
+           "split_nnp_token", "SELECTOR"]
 
 SELECTOR = "::"
 
@@ -39,6 +40,13 @@ def nnp_spec(token):
         raise UnknownModelError("no .nnp file at {!r}".format(path))
     description = "network {!r} of {}".format(network, path) if network else "first network of " + path
     return ModelSpec(token, partial(load_nnp_model, path, network, name=token), description)
+
+
+def nnp_resolver(token):
+    """For :class:`~gcverify.core.registry.ModelRegistry`: an ``.nnp`` token's spec, else None."""
+    if token.endswith(".nnp") or ".nnp" + SELECTOR in token:
+        return nnp_spec(token)
+    return None
 
 
 def open_nnp(path):
@@ -99,7 +107,5 @@ def build_network(opened, path, network=None, seed=0, name=None, callback=None, 
     read = GraphView(outputs, nn.get_parameters(grad_only=False)).inputs
     declared = [v for v in net.inputs.values() if v in set(read)]
     inputs = declared + [v for v in read if v not in set(declared)]
-    rng = np.random.RandomState(seed)
-    data = [rng.uniform(-1.0, 1.0, x.shape).astype(np.float32) for x in inputs]
-    return Model(name or path, inputs, outputs, data,
+    return Model(name or path, inputs, outputs, seeded_inputs(inputs, seed),
                  description="network {!r} of {}".format(network, path))

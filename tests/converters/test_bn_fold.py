@@ -14,7 +14,7 @@ import pytest
 
 import converters as GC
 from converters.bn_fold import FoldBatchNorm, LinearizeBatchNorm
-from gcverify.zoo.init import randomize_parameters
+from gcverify.zoo.seeding import randomize_parameters
 
 
 class Net:

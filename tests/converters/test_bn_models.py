@@ -5,12 +5,9 @@ import numpy as np
 import pytest
 
 import converters as GC
-from gcverify.models import ModelRegistry
+from gcverify.testing import zoo_model
 
 
-@pytest.fixture(scope="module")
-def registry():
-    return ModelRegistry.with_zoo()
 
 
 def _snapshot(model):
@@ -43,8 +40,8 @@ SEED_003 = {
 
 
 @pytest.mark.parametrize("kind", sorted(SEED_003))
-def test_lenet_seed_003_example(registry, kind):
-    model = registry.build("lenet")
+def test_lenet_seed_003_example(kind):
+    model = zoo_model("lenet")
     before = _snapshot(model)
     cls, expected = SEED_003[kind]
     (x,), (y,) = model.inputs, model.outputs
@@ -58,8 +55,8 @@ def test_lenet_seed_003_example(registry, kind):
     _assert_close(model, [yy])
 
 
-def test_seed_000_modifier_api(registry):
-    model = registry.build("lenet")
+def test_seed_000_modifier_api():
+    model = zoo_model("lenet")
     before = _snapshot(model)
     y = model.outputs[0]
     folded = GC.GraphConverter([GC.BatchNormalizationFoldingModifier()]).convert(y)
@@ -77,8 +74,8 @@ def test_seed_000_modifier_api(registry):
     _assert_unchanged(model, before)
 
 
-def test_sequential_and_identity_converters(registry):
-    model = registry.build("lenet")
+def test_sequential_and_identity_converters():
+    model = zoo_model("lenet")
     (x,), (y,) = model.inputs, model.outputs
     identity = GC.IdentityConverter().convert(y, [x])
     assert identity is not y and _hist([identity]) == _hist([y])
@@ -92,8 +89,8 @@ def test_sequential_and_identity_converters(registry):
         GC.BatchNormalizationFoldedConverter().convert(y, [model.params["conv1/conv/W"] * 2])
 
 
-def test_resnet50_folds_to_zero_bn_within_float32(registry):
-    model = registry.build("resnet50")
+def test_resnet50_folds_to_zero_bn_within_float32():
+    model = zoo_model("resnet50")
     before = _snapshot(model)
     result = GC.run_passes([GC.bn_fold.FoldBatchNorm()], model.outputs, params=model.params)
     hist = _hist(result.outputs)

@@ -20,7 +20,7 @@ from converters.layout_emulation import cpu_runnable
 from converters.layout_table import CHANNEL_LAST_TYPES
 from gcverify.testing import zoo_model
 from gcverify.zoo import ZOO
-from gcverify.zoo.init import randomize_parameters
+from gcverify.zoo.seeding import randomize_parameters
 
 
 def build(graph, shapes, seed=0):

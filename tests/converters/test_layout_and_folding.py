@@ -7,9 +7,8 @@ import pytest
 
 import converters as GC
 from converters.layout_emulation import cpu_runnable
-from gcverify.models import ModelRegistry
+from gcverify.testing import zoo_model
 
-ZOO = ModelRegistry.with_zoo()
 
 
 def _fold_and_go_channel_last(model, fold_first):
@@ -24,7 +23,7 @@ def _fold_and_go_channel_last(model, fold_first):
 @pytest.mark.parametrize("fold_first", [True, False], ids=["fold-then-cl", "cl-then-fold"])
 @pytest.mark.parametrize("name", ["lenet", "mobilenet", "unet", "conv3d"])
 def test_folded_channel_last_graph_has_no_bn_and_matches(name, fold_first):
-    model = ZOO.build(name)
+    model = zoo_model(name)
     reference = model.forward()
     outputs, params, inputs_cl = _fold_and_go_channel_last(model, fold_first)
     histogram = GC.GraphView(outputs, params).histogram()

@@ -1,6 +1,7 @@
 """conftest.py of the downstream project the plugin tests run (copied into pytester's
 directory by the ``project`` fixture): a tiny model and a converter of its own, the way
-users register them. ``GC_PLANT`` plants regressions."""
+users register them, and a cudnn probe that answers as a machine without nnabla-ext-cuda
+does, so the tests mean the same on machines with GPUs. ``GC_PLANT`` plants regressions."""
 import os
 
 import nnabla as nn
@@ -8,8 +9,23 @@ import nnabla.functions as F
 import nnabla.parametric_functions as PF
 
 import gcverify
-from gcverify.registry import Conversion, Functions, Removes, converter
+from gcverify import Conversion, Functions, Removes, converter
 from gcverify.zoo import randomize_parameters
+
+
+class NoCudnnHere:
+    def extension(self):
+        return "ModuleNotFoundError: No module named 'nnabla_ext.cudnn' (faked by the test project)"
+
+    def device_count(self):
+        return 0
+
+    def compute_capability(self, gpu):
+        return None
+
+
+def pytest_gcverify_cuda_probe(config):
+    return NoCudnnHere()
 
 
 @gcverify.model("tiny", default=True)

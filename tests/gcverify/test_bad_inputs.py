@@ -1,7 +1,7 @@
 """The bad-input matrix (docs/bad_inputs.md) for the converters and the model registry: each
 bad input gets an error of a stated type whose message names the culprit, and nothing else
 changes: the original graph (its functions), its parameter values and the global parameter
-scope (checked with gcverify's own ``GraphSnapshot``, and again by the conftest's autouse
+scope (checked with gcverify's own ``Snapshot``, and again by the conftest's autouse
 fixture), and files on disk. The plugin's rows live in test_bad_inputs_plugin.py.
 """
 import warnings
@@ -15,11 +15,12 @@ import pytest
 
 import converters as GC
 from converters.layout_emulation import cpu_runnable
-from gcverify.checks import GraphSnapshot, untouched_check
-from gcverify.models import ModelRegistry, UnknownModelError
-from gcverify.registry import UnknownConverterError
-from gcverify.zoo.init import randomize_parameters
+from gcverify.verify.snapshot import Snapshot
+from gcverify.core.registry import ModelRegistry, UnknownModelError
+from gcverify.core.registry import UnknownConverterError
+from gcverify.zoo.seeding import randomize_parameters
 from gcverify.zoo.nnp import NnpLoadError
+from gcverify.api import default_models
 
 
 class Net:
@@ -35,7 +36,7 @@ class Net:
         randomize_parameters([self.y], self.params, seed=seed)
         self.data = np.random.RandomState(seed).uniform(-1, 1, shape).astype(np.float32)
         self.functions = GC.GraphView(self.y, self.params).functions
-        self.snapshot = GraphSnapshot.take([self.y], self.params)
+        self.snapshot = Snapshot.take([self.y], self.params, [self.x])
 
     def forward(self, y=None, x=None, data=None):
         """Forward ``y`` (default: the original) feeding ``data`` (default: the net's) to ``x``."""
@@ -46,8 +47,8 @@ class Net:
 
     def assert_unchanged(self):
         assert GC.GraphView(self.y, self.params).functions == self.functions
-        check = untouched_check(self.snapshot, GraphSnapshot.take([self.y], self.params))
-        assert check.passed, check.message()
+        changes = self.snapshot.changes([self.y], self.params)
+        assert not changes, changes
 
 
 def conv_bn_relu_affine(x, batch_stat=False):
@@ -79,10 +80,10 @@ def _taps():
 ], ids=["identity", "bn_fold", "channel_last", "low_rank", "fixed_point", "statistics", "emulation"])
 def test_a_python_function_in_the_graph_is_named_before_anything_is_built(convert):
     net, taps = _taps()
-    before = GraphSnapshot.take([taps], net.params)
+    before = Snapshot.take([taps], net.params, [net.x])
     with pytest.raises(ValueError, match=r"StatisticsTap #\d+ is not an NNabla function type"):
         convert(net, taps)
-    assert untouched_check(before, GraphSnapshot.take([taps], net.params)).passed
+    assert not before.changes([taps], net.params)
     net.assert_unchanged()
 
 
@@ -202,7 +203,7 @@ def test_strict_passes_when_every_bn_converts_and_an_invalid_variance_warns():
         y = GC.BatchNormalizationFoldedConverter(params=net.params, strict=True).convert(net.y, [net.x])
     np.testing.assert_allclose(net.forward(y), net.forward(), rtol=1e-4, atol=1e-4)
     net.params["bn1/bn/var"].d = -1.0  # corrupt running statistics: no finite scale exists
-    net.snapshot = GraphSnapshot.take([net.y], net.params)
+    net.snapshot = Snapshot.take([net.y], net.params, [net.x])
     with pytest.warns(GC.ConversionWarning, match=r"'bn1/bn' \(its running variance \+ eps is not positive"):
         GC.BatchNormalizationLinearConverter(params=net.params).convert(net.y, [net.x])
     net.assert_unchanged()
@@ -271,14 +272,14 @@ def test_a_graph_that_is_only_its_input_stays_in_its_layout():
 def test_a_broken_nnp_is_named_when_built_and_nothing_is_registered(tmp_path, content):
     path = tmp_path / "broken.nnp"
     path.write_bytes(content)
-    spec = ModelRegistry.with_zoo().resolve(str(path))
+    spec = default_models().resolve(str(path))
     with pytest.raises(NnpLoadError, match="cannot read '{}' as an .nnp file".format(path)):
         spec.build()
     assert path.read_bytes() == content
 
 
 def test_a_missing_nnp_is_an_unknown_model_naming_the_path(tmp_path):
-    registry = ModelRegistry.with_zoo()
+    registry = default_models()
     with pytest.raises(UnknownModelError, match="no .nnp file at '.*nowhere.nnp'"):
         registry.build(str(tmp_path / "nowhere.nnp"))
     with pytest.raises(UnknownModelError, match="unknown model 'lenet5'; known models: lenet, resnet50"):

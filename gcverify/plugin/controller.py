@@ -1,0 +1,103 @@
+"""Controller side: gather the rows that arrive on test reports, print the table once, write
+the JSON report and the baseline.
+
+Rows travel as plain JSON in each report's user properties, so this works the same with or
+without pytest-xdist: without it the controller is the only process; with it, workers send
+their reports here. A worker that crashes loses only the rows of its own tests, which show
+up as ``crashed``.
+"""
+import json
+import re
+
+from ..report.baseline import Baseline
+from ..report.files import ReportFileError, report_document, write_json_atomic
+from ..report.row import Row
+from ..report.table import counts, table
+from .worker import ROW_PROPERTY
+
+__all__ = ["Collector"]
+
+
+class Collector:
+    """Gathers the rows of one session. ``holder`` gives the process's Session (``get()``,
+    made when first needed, and ``created``): a controller that received no row and was
+    asked for no file never builds one, so projects that merely have gcverify installed
+    never import nnabla through it."""
+
+    def __init__(self, holder):
+        self.holder = holder
+        self.rows = {}
+        self.notes = []
+        self.failed_writes = False
+
+    @property
+    def session(self):
+        return self.holder.get()
+
+    def add_report(self, report):
+        for name, value in report.user_properties:
+            if name == ROW_PROPERTY:
+                row = Row.from_json(json.loads(value))
+                self.rows[row.id] = row
+                return
+        # xdist: the worker running it crashed (only looked at once gcverify is in use here)
+        if report.when == "???" and report.failed and (self.rows or self.holder.created):
+            match = re.search(r"\[(.+)\]$", report.nodeid)
+            case = self._cases().get(match.group(1)) if match else None
+            if case is not None and case.id not in self.rows:
+                self.rows[case.id] = Row(case.id, converter=case.converter, model=case.model_label,
+                                         device=case.device, outcome="crashed",
+                                         message="worker crashed while running it")
+
+    def _cases(self):
+        return {c.id: c for c in self.session.cases()} if self.session.settings else {}
+
+    def ordered(self):
+        """Rows in matrix order (converter, model, device), whatever order they arrived in."""
+        if not self.rows:
+            return []
+        position = {case_id: i for i, case_id in enumerate(self._cases())}
+        return sorted(self.rows.values(), key=lambda r: (position.get(r.id, len(position)), r.id))
+
+    def finish(self):
+        """Write the report and the baseline; returns True when everything was written."""
+        if not self.rows and not self._asked_for_files():
+            return True
+        settings = self.session.settings
+        rows = self.ordered()
+        if settings.report:
+            self._write(lambda: write_json_atomic(settings.report, report_document(rows)),
+                        "report: {} rows written to {}".format(len(rows), settings.report))
+        if settings.save_baseline:
+            def save():
+                n = Baseline.save_rows(settings.save_baseline, rows)
+                self.notes.append("baseline: {} rows saved to {}".format(n, settings.save_baseline))
+            self._write(save, None)
+        return not self.failed_writes
+
+    def _asked_for_files(self):
+        settings = self.session.settings if self.holder.created else None
+        return bool(settings and (settings.report or settings.save_baseline))
+
+    def _write(self, action, note):
+        try:
+            action()
+            if note:
+                self.notes.append(note)
+        except ReportFileError as e:
+            self.failed_writes = True
+            self.notes.append("ERROR " + str(e))
+
+    def summary_lines(self):
+        rows = self.ordered()
+        if not rows:
+            return []
+        expected = len(self.session.cases())
+        lines = table(rows).splitlines()
+        missing = expected - len(rows)
+        tail = "{} rows: {}".format(len(rows), counts(rows))
+        if missing > 0:
+            tail += "; {} of {} cases have no row (not run or deselected)".format(missing, expected)
+        if self.session.baseline is not None:
+            tail += "; compared with baseline {}".format(self.session.baseline.path)
+        return lines + [tail] + self.notes

@@ -1,0 +1,114 @@
+"""One pytest process's gcverify state: the registries (built-in entries plus what conftest
+files mark), the settings, the case list, the models built so far and the loaded baseline.
+
+Plain Python (no pytest hooks); the plugin creates one :class:`Session` per process (the
+controller and each xdist worker) from the same options, so every process derives the same
+case list, and only when gcverify is used (a ``--gc-*`` option, a ``gc_*`` fixture, ``gc_case``).
+"""
+import os
+from dataclasses import dataclass
+
+from ..api import default_converters, default_models
+from ..report.baseline import Baseline
+from ..report.files import ReportFileError
+from ..verify.case import CaseSettings
+from ..verify.devices import Device
+from .options import Settings, SettingsError
+
+__all__ = ["Session", "Case", "ModelCache"]
+
+
+@dataclass(frozen=True)
+class Case:
+    converter: str
+    model: str  # the token as given (name, module:builder or .nnp path)
+    model_label: str
+    device: str
+
+    @property
+    def id(self):
+        return "{}-{}-{}".format(self.converter, self.model_label, self.device)
+
+
+class ModelCache:
+    """Models built once per process (ResNet-50 takes a second); a build that fails is not
+    retried for every row: its exception is kept and raised again."""
+
+    def __init__(self, registry, seed=0):
+        self.registry, self.seed, self._built = registry, seed, {}
+
+    def get(self, token):
+        if token not in self._built:
+            try:
+                self._built[token] = self.registry.build(token, seed=self.seed)
+            except Exception as e:
+                self._built[token] = e
+        built = self._built[token]
+        if isinstance(built, Exception):
+            raise built
+        return built
+
+
+class Session:
+    def __init__(self, worker_id=None, probe=None):
+        self.worker_id, self.probe = worker_id, probe
+        self.models = default_models()
+        self.converters = default_converters()
+        self.settings = None
+        self._cache = None
+        self._baseline = None
+
+    def add_marked(self, module):
+        """Models and converters marked in a conftest module."""
+        self.models.add_marked(module)
+        self.converters.add_marked(module)
+
+    def configure(self, get):
+        self.settings = Settings.parse(get, self.models, self.converters)
+        self._cache = ModelCache(self.models, self.settings.seed)
+        if self.settings.baseline:
+            try:
+                self._baseline = Baseline.load(self.settings.baseline)
+            except ReportFileError as e:
+                raise SettingsError("--gc-baseline: {}".format(e)) from None
+        return self.settings
+
+    @property
+    def baseline(self):
+        return self._baseline
+
+    @property
+    def cache(self):
+        if self._cache is None:  # fixtures used without the plugin's configure step
+            self._cache = ModelCache(self.models)
+        return self._cache
+
+    def device(self, name):
+        return Device.select(name, self.worker_id, self.settings.gpus if self.settings else None,
+                             probe=self.probe)
+
+    def case_settings(self):
+        s = self.settings
+        return CaseSettings(speed_repeats=s.speed_repeats, baseline=self._baseline,
+                            thresholds=s.thresholds, graphs=s.graphs)
+
+    def cases(self):
+        s = self.settings
+        labels = model_labels([self.models.resolve(t).name for t in s.models])
+        return [Case(c, t, label, d) for c in s.converters for t, label in zip(s.models, labels)
+                for d in s.devices]
+
+
+def model_labels(names):
+    """Readable, unique labels for case ids: a path is labelled by its file name, with as
+    many parent directories as it takes to tell apart files of the same name."""
+    parts = [os.path.normpath(n).split(os.sep) if os.sep in n else [n] for n in names]
+    depth = [1] * len(names)
+    while True:
+        labels = ["/".join(p[-d:]) for p, d in zip(parts, depth)]
+        clashes = {l for l in labels if labels.count(l) > 1}
+        grow = [i for i, l in enumerate(labels) if l in clashes and depth[i] < len(parts[i])]
+        if not grow:
+            return labels
+        for i in grow:
+            depth[i] += 1

@@ -1,0 +1,106 @@
+"""The matrix row: one (converter, model, device) case, everything measured about it.
+
+A :class:`Row` is built on the worker that ran the case, travels to the controller as JSON
+on the test report, and is what the table, the JSON report, the baselines and merged shard
+reports hold. Its JSON form is a flat object of the fields that are set (``None`` fields are
+left out) plus ``row_version``; :meth:`Row.from_json` reads every version so far (version 1
+rows had the same keys and no ``row_version``) and keeps unknown keys in ``extra`` rather
+than dropping them, so a newer report read by an older gcverify loses nothing.
+"""
+from dataclasses import dataclass, field, fields
+from typing import Dict, List, Optional
+
+__all__ = ["Row", "ROW_VERSION", "FAILED_OUTCOMES"]
+
+ROW_VERSION = 2
+FAILED_OUTCOMES = ("failed", "crashed", "error")
+
+
+@dataclass
+class Row:
+    # identity: which case, where it ran
+    id: str
+    converter: Optional[str] = None
+    kind: Optional[str] = None           # "ours" or "peer"
+    model: Optional[str] = None          # the model's label in case ids
+    device: Optional[str] = None
+    device_label: Optional[str] = None   # e.g. cudnn:1
+    machine: Optional[str] = None        # hardware identity (not the host name)
+    host: Optional[str] = None
+    nnabla: Optional[str] = None
+    python: Optional[str] = None
+    # the verdict
+    outcome: Optional[str] = None        # passed, failed, xfailed, xpassed, skipped, crashed
+    message: Optional[str] = None
+    # numbers: the tolerance and what was measured against it
+    tolerance: Optional[str] = None
+    tolerance_preset: Optional[str] = None
+    max_abs_error: Optional[float] = None
+    max_rel_error: Optional[float] = None
+    error_scale: Optional[float] = None
+    normalized_error: Optional[float] = None
+    rms_error: Optional[float] = None
+    mismatches: Optional[int] = None
+    elements: Optional[int] = None
+    needed_atol: Optional[float] = None
+    needed_rtol: Optional[float] = None
+    output_checksum: Optional[str] = None
+    # layers
+    functions_before: Optional[int] = None
+    functions_after: Optional[int] = None
+    histogram_before: Optional[Dict[str, int]] = None
+    histogram_after: Optional[Dict[str, int]] = None
+    removed: Optional[Dict[str, int]] = None
+    added: Optional[Dict[str, int]] = None
+    # time
+    conversion_time: Optional[float] = None
+    first_forward_time: Optional[float] = None
+    time_original: Optional[float] = None
+    time_converted: Optional[float] = None
+    speed_ratio: Optional[float] = None
+    speed_judged: Optional[bool] = None
+    speed_note: Optional[str] = None
+    # comparisons and files
+    baseline: Optional[str] = None
+    graphs: Optional[List[str]] = None
+    graphs_error: Optional[str] = None
+    extra: Dict[str, object] = field(default_factory=dict)
+
+    def update(self, figures):
+        """Set the fields named in ``figures`` (a dict a check measured); unknown names are an
+        error, so a misspelt figure never vanishes silently."""
+        names = _field_names()
+        unknown = sorted(set(figures) - names)
+        if unknown:
+            raise KeyError("Row has no field(s) {}".format(", ".join(unknown)))
+        for k, v in figures.items():
+            setattr(self, k, v)
+        return self
+
+    @property
+    def failed(self):
+        return self.outcome in FAILED_OUTCOMES
+
+    def to_json(self):
+        d = {f.name: getattr(self, f.name) for f in fields(self)
+             if f.name != "extra" and getattr(self, f.name) is not None}
+        d.update(self.extra)
+        d["row_version"] = ROW_VERSION
+        return d
+
+    @classmethod
+    def from_json(cls, d):
+        if not isinstance(d, dict) or not isinstance(d.get("id"), str):
+            raise ValueError("a row is a JSON object with a string 'id', not {!r}".format(d)[:200])
+        version = d.get("row_version", 1)
+        if not isinstance(version, int) or version > ROW_VERSION:
+            raise ValueError("row {} has row_version {!r}; this gcverify reads up to {}".format(
+                d["id"], version, ROW_VERSION))
+        names = _field_names()
+        known = {k: v for k, v in d.items() if k in names and k != "extra"}
+        extra = {k: v for k, v in d.items() if k not in names and k != "row_version"}
+        return cls(extra=extra, **known)
+
+
+def _field_names():
+    return {f.name for f in fields(Row)}

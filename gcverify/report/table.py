@@ -1,0 +1,56 @@
+"""The matrix as text: one line per row (the summary printed at the end of a session and by
+``python -m gcverify report``)."""
+from tabulate import tabulate
+
+__all__ = ["table", "counts", "short"]
+
+
+def short(text, width=60):
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _num(x, fmt="{:.2g}"):
+    return "-" if x is None else fmt.format(x)
+
+
+def _speed(row):
+    text = _num(row.speed_ratio, "{:.2f}x")
+    # a ratio of a graph too fast to judge is shown in parentheses
+    return "({})".format(text) if row.speed_judged is False else text
+
+
+def _changes(row):
+    parts = ["-{} {}".format(v, k) for k, v in sorted((row.removed or {}).items())]
+    parts += ["+{} {}".format(v, k) for k, v in sorted((row.added or {}).items())]
+    if len(parts) > 2:
+        parts = parts[:2] + ["({} more)".format(len(parts) - 2)]
+    return ", ".join(parts) or "-"
+
+
+def table(rows, tablefmt="simple"):
+    """The matrix as text: one line per row, the diagnosis cut to fit."""
+    body = []
+    for r in rows:
+        fb, fa = r.functions_before, r.functions_after
+        body.append((
+            r.converter, r.model, r.device, (r.outcome or "?"),
+            "-" if fb is None else "{} -> {}".format(fb, "?" if fa is None else fa),
+            short(_changes(r), 34),
+            "-" if r.max_abs_error is None else "{} / {}".format(
+                _num(r.max_abs_error), _num(r.max_rel_error)),
+            r.tolerance_preset or r.tolerance or "-",
+            _num(r.conversion_time, "{:.3f}"),
+            _speed(r),
+            short(r.message, 56) or "-",
+        ))
+    return tabulate(body, ["converter", "model", "device", "outcome", "functions", "changed",
+                           "max abs / rel err", "tolerance", "convert s", "speed", "note"],
+                    tablefmt=tablefmt)
+
+
+def counts(rows):
+    c = {}
+    for r in rows:
+        c[r.outcome or "?"] = c.get(r.outcome or "?", 0) + 1
+    return ", ".join("{} {}".format(v, k) for k, v in sorted(c.items()))

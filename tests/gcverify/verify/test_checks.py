@@ -1,0 +1,160 @@
+"""The checks of gcverify.checks on arrays and small real graphs (no timing assertions)."""
+from collections import OrderedDict
+
+import nnabla as nn
+import nnabla.functions as F
+import nnabla.parametric_functions as PF
+import numpy as np
+import pytest
+
+from converters.graph_view import GraphView
+from gcverify.verify.snapshot import Snapshot
+from gcverify.verify.case import untouched_check
+from gcverify.verify.numeric import compare_arrays, locate_divergence, numeric_check
+from gcverify.verify.results import MAX_LINES
+from gcverify.verify.speed import speed_check, time_interleaved
+from gcverify.verify.structure import layer_check
+from gcverify.core.expectations import Functions, Removes, Speed, Tolerance, TOLERANCES, Unchanged
+from gcverify.verify.model_copy import copy_model
+from gcverify.core.model import Model
+from gcverify.zoo import randomize_parameters
+
+F32 = TOLERANCES["float32"]
+
+
+def test_identical_arrays_pass_with_zero_error(rng):
+    e = rng.normal(0, 100, (3, 4)).astype(np.float32)
+    d = compare_arrays(e.copy(), e, TOLERANCES["exact"])
+    assert d.passed and d.max_abs == 0 and d.mismatches == 0 and d.first_index is None
+
+
+def test_one_bad_element_is_located_and_counted(rng):
+    e = rng.normal(0, 1000, (2, 5, 6))
+    a = e.copy()
+    a[1, 3, 2] += 1.0  # 1e-3 of the scale: beyond float32's atol of 1e-5 * max|e|
+    d = compare_arrays(a, e, F32)
+    assert not d.passed
+    assert d.mismatches == 1 and d.size == e.size
+    assert d.first_index == (1, 3, 2)
+    assert d.max_abs == pytest.approx(1.0)
+    assert d.scale == pytest.approx(np.abs(e).max())
+
+
+def test_needed_tolerances_are_the_smallest_that_pass(rng):
+    e = rng.normal(0, 10, (50,))
+    a = e + rng.normal(0, 1e-2, e.shape)
+    tol = Tolerance(rtol=1e-4, atol=1e-5)
+    d = compare_arrays(a, e, tol)
+    assert not d.passed
+    # With the reported atol (same rtol) it passes; a bit less and it fails again.
+    assert compare_arrays(a, e, Tolerance(1e-4, d.needed_atol * 1.0001)).passed
+    assert not compare_arrays(a, e, Tolerance(1e-4, d.needed_atol * 0.99)).passed
+    assert compare_arrays(a, e, Tolerance(d.needed_rtol * 1.0001, 1e-5)).passed
+    assert not compare_arrays(a, e, Tolerance(d.needed_rtol * 0.99, 1e-5)).passed
+
+
+def test_nan_on_one_side_and_shape_mismatch_fail(rng):
+    e = rng.normal(size=(4,))
+    a = e.copy()
+    a[2] = np.nan
+    d = compare_arrays(a, e, F32)
+    assert not d.passed and d.first_index == (2,)
+    bad = compare_arrays(e.reshape(2, 2), e, F32)
+    assert not bad.passed and "shape" in bad.problem
+
+
+def test_rms_statistic_bounds_quantizer_error(rng):
+    e = rng.normal(0, 1, (1000,))
+    a = e + rng.normal(0, 0.05, e.shape)  # ~5% relative rms
+    assert compare_arrays(a, e, TOLERANCES["quantizer"]).passed
+    assert not compare_arrays(e + rng.normal(0, 0.3, e.shape), e, TOLERANCES["quantizer"]).passed
+
+
+def test_numeric_message_is_bounded_and_names_the_numbers(rng):
+    expected = [rng.normal(0, 1, (8, 8)) for _ in range(20)]
+    actual = [x + 1.0 for x in expected]
+    result = numeric_check(actual, expected, F32)
+    assert not result.passed
+    text = result.message()
+    assert "max abs 1" in text and "would pass with atol >=" in text
+    assert len(text.splitlines()) <= MAX_LINES + 2
+    assert result.figures["mismatches"] == 20 * 64
+    assert result.figures["needed_atol"] > 0
+
+
+def _net(seed=0):
+    scope = OrderedDict()
+    with nn.parameter_scope("", scope):
+        x = nn.Variable((2, 3, 8, 8))
+        h = PF.convolution(x, 4, (3, 3), pad=(1, 1), name="c1")
+        h = PF.batch_normalization(h, batch_stat=False, name="bn1")
+        h = F.relu(h)
+        y = PF.convolution(h, 2, (3, 3), pad=(1, 1), name="c2")
+        params = nn.get_parameters(grad_only=False)
+    randomize_parameters([y], params, seed)
+    data = [np.random.RandomState(seed).normal(size=x.shape).astype(np.float32)]
+    return Model("net", [x], [y], data, dict(params))
+
+
+def test_layer_check_reports_histograms_and_expectations():
+    m = _net()
+    view = GraphView(m.outputs, m.params)
+    same = layer_check(view, view, [Unchanged(), Removes(Functions("ReLU"))])
+    assert not same.passed
+    assert "ReLU: 1 -> 1 (expected all 1 removed, 0 left)" in same.message()
+    assert same.figures["histogram_before"]["Convolution"] == 2
+    assert layer_check(view, view, [Unchanged()]).passed
+
+
+def test_divergence_names_the_first_changed_function():
+    m = _net()
+    copy = copy_model(m)
+    copy.params["c2/conv/W"].d *= 1.5  # only the last convolution differs
+    view = GraphView(m.outputs, m.params)
+    copy_view = GraphView(copy.outputs, copy.params)
+    var_map = {f.outputs[0]: g.outputs[0] for f, g in zip(view.functions, copy_view.functions)}
+
+    def feed():
+        m.feed()
+        copy.inputs[0].d = m.input_data[0]
+    where = locate_divergence(m.outputs, copy.outputs, var_map, feed, F32, view.describe)
+    assert where.startswith("first divergence at Convolution 'c2/conv'")
+
+
+def test_untouched_check_sees_parameter_and_scope_changes():
+    m = _net()
+    before = Snapshot.take(m.outputs, m.params, m.inputs)
+    assert untouched_check(before, m).passed
+    mean = m.params["bn1/bn/mean"].d.copy()
+    m.params["bn1/bn/mean"].d += 1
+    changed = untouched_check(before, m)
+    assert not changed.passed and "bn1/bn/mean" in changed.summary
+    m.params["bn1/bn/mean"].d = mean
+    try:
+        nn.parameter.set_parameter("gcverify_test_leak", nn.Variable((1,)))
+        leaked = untouched_check(before, m)
+        assert not leaked.passed and "added to the global scope: gcverify_test_leak" in leaked.message()
+    finally:
+        with nn.parameter_scope("", nn.parameter.root_scope):
+            nn.parameter.root_scope.pop("gcverify_test_leak", None)
+
+
+def test_speed_check_ratio_and_expectation():
+    ok = speed_check(2.0, 1.0, Speed("cpu", min_ratio=1.5))
+    assert ok.passed and ok.figures["speed_ratio"] == 2.0
+    slow = speed_check(1.0, 2.0, Speed("cpu", min_ratio=0.9))
+    assert not slow.passed and "0.50x" in slow.summary
+    assert speed_check(1.0, 2.0, Speed("cpu")).passed  # measured only
+
+
+def test_interleaving_alternates_order_and_synchronises():
+    calls, syncs = [], []
+    ta, tb = time_interleaved(lambda: calls.append("a"), lambda: calls.append("b"),
+                              lambda: syncs.append(1), warmup=1, repeats=4, min_sample=0)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a"]
+    assert len(syncs) == 1 + 8 and ta >= 0 and tb >= 0
+
+
+def test_speed_of_tiny_graphs_is_shown_not_judged():
+    quick = speed_check(0.001, 0.002, Speed("cpu", min_ratio=0.9))
+    assert quick.passed and not quick.figures["speed_judged"] and "not judged" in quick.summary
