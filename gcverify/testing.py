@@ -4,12 +4,12 @@ values, and the verification suite's source for ``pytester`` projects.
 
 Nothing here is needed at run time; it is imported only by tests.
 """
-from collections import OrderedDict
-
 import nnabla as nn
 import numpy as np
 
 from converters.graph_view import GraphView
+
+from .core.model import build_privately
 
 __all__ = ["SUITE_SOURCE", "zoo_model", "private_graph", "conv_affine_graph", "rel_error",
            "count", "functions_of", "snapshot", "assert_untouched"]
@@ -28,10 +28,7 @@ def private_graph(build_fn, seed=0):
     """Build ``build_fn(rng)`` -> (inputs, outputs) inside a private parameter scope and give
     every parameter seeded normal values; returns (inputs, outputs, params)."""
     rng = np.random.RandomState(seed)
-    scope = OrderedDict()
-    with nn.parameter_scope("", scope):
-        inputs, outputs = build_fn(rng)
-        params = nn.get_parameters(grad_only=False)
+    (inputs, outputs), params = build_privately(build_fn, rng)
     for v in params.values():
         v.d = rng.normal(0.0, 0.5, v.shape)
     return inputs, outputs, params

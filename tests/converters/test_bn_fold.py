@@ -14,6 +14,7 @@ import pytest
 
 import converters as GC
 from converters.bn_fold import FoldBatchNorm, LinearizeBatchNorm
+from gcverify.core.model import build_privately, seeded_inputs
 from gcverify.zoo.seeding import randomize_parameters
 
 
@@ -21,15 +22,11 @@ class Net:
     """A graph built in a private scope with random parameters and input data."""
 
     def __init__(self, build, *input_shapes, seed=0):
-        scope = OrderedDict()  # private: nested dicts, flattened by get_parameters
-        with nn.parameter_scope("", scope):
-            self.inputs = [nn.Variable(s) for s in input_shapes]
-            out = build(*self.inputs)
-            self.params = nn.get_parameters(grad_only=False)
+        self.inputs = [nn.Variable(s) for s in input_shapes]
+        out, self.params = build_privately(build, *self.inputs)
         self.outputs = [out] if isinstance(out, nn.Variable) else list(out)
         randomize_parameters(self.outputs, self.params, seed=seed)
-        rng = np.random.RandomState(seed + 1)
-        self.data = [rng.normal(0, 1, s).astype(np.float32) for s in input_shapes]
+        self.data = seeded_inputs(input_shapes, seed + 1)
         self.snapshot = {k: v.d.copy() for k, v in self.params.items()}
         self.structure = self._structure()
 

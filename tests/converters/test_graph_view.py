@@ -1,4 +1,3 @@
-from collections import OrderedDict
 
 import nnabla as nn
 import nnabla.functions as F
@@ -8,18 +7,18 @@ import pytest
 
 import converters as GC
 from converters.graph_view import GraphView, histogram_diff
+from gcverify.core.model import build_privately
+
+
+def _fork(x, z):
+    c = PF.convolution(x, 4, (3, 3), pad=(1, 1), name="c")
+    bn = PF.batch_normalization(c, batch_stat=False, name="bn")
+    return c, F.relu(bn), F.add2(c, z)  # c forks: to the BN and to another branch
 
 
 def _fork_graph():
-    scope = OrderedDict()
-    with nn.parameter_scope("", scope):
-        x = nn.Variable((2, 3, 8, 8))
-        z = nn.Variable((2, 4, 8, 8))
-        c = PF.convolution(x, 4, (3, 3), pad=(1, 1), name="c")
-        bn = PF.batch_normalization(c, batch_stat=False, name="bn")
-        y1 = F.relu(bn)
-        y2 = F.add2(c, z)  # c forks: to the BN and to another branch
-        params = nn.get_parameters(grad_only=False)
+    x, z = nn.Variable((2, 3, 8, 8)), nn.Variable((2, 4, 8, 8))
+    (c, y1, y2), params = build_privately(_fork, x, z)
     return x, z, c, y1, y2, params
 
 

@@ -5,7 +5,6 @@
 convolution/pooling is left; the way back is exact, runs on CPU as is and has no
 channel-last function; the original graph and its parameter values are unchanged.
 """
-from collections import OrderedDict
 
 import nnabla as nn
 import nnabla.functions as F
@@ -18,6 +17,7 @@ from converters.graph_view import GraphView
 from converters.layout import ToChannelLast
 from converters.layout_emulation import cpu_runnable
 from converters.layout_table import CHANNEL_LAST_TYPES
+from gcverify.core.model import build_privately, seeded_inputs
 from gcverify.testing import zoo_model
 from gcverify.zoo import ZOO
 from gcverify.zoo.seeding import randomize_parameters
@@ -26,17 +26,13 @@ from gcverify.zoo.seeding import randomize_parameters
 def build(graph, shapes, seed=0):
     """Build ``graph(*inputs)`` in a private scope with seeded parameters and input data."""
     rng = np.random.RandomState(seed)
-    scope = OrderedDict()
-    with nn.parameter_scope("", scope):
-        inputs = [nn.Variable(s) for s in shapes]
-        outputs = graph(*inputs)
-        outputs = [outputs] if isinstance(outputs, nn.Variable) else list(outputs)
-        params = nn.get_parameters(grad_only=False)
+    inputs = [nn.Variable(s) for s in shapes]
+    outputs, params = build_privately(graph, *inputs)
+    outputs = [outputs] if isinstance(outputs, nn.Variable) else list(outputs)
     for v in params.values():  # parameters randomize_parameters does not know (PReLU...)
         v.d = rng.uniform(0.5, 1.5, v.shape)
     randomize_parameters(outputs, params, seed=seed)
-    data = [rng.uniform(-1, 1, s).astype(np.float32) for s in shapes]
-    return inputs, outputs, data, params
+    return inputs, outputs, seeded_inputs(shapes, seed + 1), params
 
 
 def forward(outputs, feeds):

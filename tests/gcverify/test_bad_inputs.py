@@ -5,7 +5,6 @@ scope (checked with gcverify's own ``Snapshot``, and again by the conftest's aut
 fixture), and files on disk. The plugin's rows live in test_bad_inputs_plugin.py.
 """
 import warnings
-from collections import OrderedDict
 
 import nnabla as nn
 import nnabla.functions as F
@@ -15,8 +14,9 @@ import pytest
 
 import converters as GC
 from converters.layout_emulation import cpu_runnable
+from gcverify.core.model import build_privately, seeded_inputs
 from gcverify.verify.snapshot import Snapshot
-from gcverify.core.registry import ModelRegistry, UnknownModelError
+from gcverify.core.registry import UnknownModelError
 from gcverify.core.registry import UnknownConverterError
 from gcverify.zoo.seeding import randomize_parameters
 from gcverify.zoo.nnp import NnpLoadError
@@ -28,13 +28,10 @@ class Net:
     everything a conversion must leave alone."""
 
     def __init__(self, build, shape=(4, 3, 8, 8), seed=0):
-        scope = OrderedDict()
-        with nn.parameter_scope("", scope):
-            self.x = nn.Variable(shape)
-            self.y = build(self.x)
-            self.params = nn.get_parameters(grad_only=False)
+        self.x = nn.Variable(shape)
+        self.y, self.params = build_privately(build, self.x)
         randomize_parameters([self.y], self.params, seed=seed)
-        self.data = np.random.RandomState(seed).uniform(-1, 1, shape).astype(np.float32)
+        self.data = seeded_inputs([shape], seed)[0]
         self.functions = GC.GraphView(self.y, self.params).functions
         self.snapshot = Snapshot.take([self.y], self.params, [self.x])
 

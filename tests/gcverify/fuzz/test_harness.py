@@ -5,6 +5,7 @@ write to the global scope, a rewired original graph, a crash, a refusal naming n
 wrong number of outputs); the harness must report exactly that kind.
 """
 import pathlib
+
 import nnabla as nn
 import nnabla.functions as F
 import nnabla.parameter

@@ -1,5 +1,4 @@
 """The checks of gcverify.checks on arrays and small real graphs (no timing assertions)."""
-from collections import OrderedDict
 
 import nnabla as nn
 import nnabla.functions as F
@@ -16,7 +15,7 @@ from gcverify.verify.speed import speed_check, time_interleaved
 from gcverify.verify.structure import layer_check
 from gcverify.core.expectations import Functions, Removes, Speed, Tolerance, TOLERANCES, Unchanged
 from gcverify.verify.model_copy import copy_model
-from gcverify.core.model import Model
+from gcverify.core.model import Model, build_privately, seeded_inputs
 from gcverify.zoo import randomize_parameters
 
 F32 = TOLERANCES["float32"]
@@ -82,18 +81,17 @@ def test_numeric_message_is_bounded_and_names_the_numbers(rng):
     assert result.figures["needed_atol"] > 0
 
 
+def _conv_bn_relu_conv(x):
+    h = PF.convolution(x, 4, (3, 3), pad=(1, 1), name="c1")
+    h = F.relu(PF.batch_normalization(h, batch_stat=False, name="bn1"))
+    return PF.convolution(h, 2, (3, 3), pad=(1, 1), name="c2")
+
+
 def _net(seed=0):
-    scope = OrderedDict()
-    with nn.parameter_scope("", scope):
-        x = nn.Variable((2, 3, 8, 8))
-        h = PF.convolution(x, 4, (3, 3), pad=(1, 1), name="c1")
-        h = PF.batch_normalization(h, batch_stat=False, name="bn1")
-        h = F.relu(h)
-        y = PF.convolution(h, 2, (3, 3), pad=(1, 1), name="c2")
-        params = nn.get_parameters(grad_only=False)
+    x = nn.Variable((2, 3, 8, 8))
+    y, params = build_privately(_conv_bn_relu_conv, x)
     randomize_parameters([y], params, seed)
-    data = [np.random.RandomState(seed).normal(size=x.shape).astype(np.float32)]
-    return Model("net", [x], [y], data, dict(params))
+    return Model("net", [x], [y], seeded_inputs([x], seed), params)
 
 
 def test_layer_check_reports_histograms_and_expectations():

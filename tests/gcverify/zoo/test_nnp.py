@@ -8,7 +8,7 @@ from nnabla.utils.save import save
 
 from converters.graph_view import GraphView, all_parameters
 from gcverify.core.model import Model
-from gcverify.core.registry import ModelRegistry, UnknownModelError
+from gcverify.core.registry import UnknownModelError
 from gcverify.core.model import scope_holding
 from gcverify.zoo.nnp import NnpLoadError, split_nnp_token
 from gcverify.api import default_models

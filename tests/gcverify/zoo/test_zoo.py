@@ -10,7 +10,6 @@ import pytest
 from nnabla.utils.save import save
 
 from converters.graph_view import GraphView, all_parameters
-from gcverify.core.registry import ModelRegistry
 from gcverify.zoo import ZOO
 from gcverify.core.model import scope_holding
 from gcverify.zoo.nnp import NnpLoadError
