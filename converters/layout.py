@@ -80,11 +80,7 @@ class _Plan:
             return b.parameter(v, m.apply(v.d), self.d.suffix)
         view = v.reshape(m.shape_of(v.shape), unlink=True)
         view.need_grad = v.need_grad
-        name = "{}/{}".format(b.view.param_name(v) or "param", self.d.suffix)
-        while name in b.new_parameters:
-            name += "_"
-        b.new_parameters[name] = view  # named, so later passes know it is a parameter
-        return view
+        return b.adopt(view, v, self.d.suffix)  # named, so later passes know it is a parameter
 
     def _mapped(self, b, v, m, graph_op):
         if m.is_identity():
