@@ -1,0 +1,60 @@
+"""Fixtures for the converter tests: small graphs with seeded random parameters and data."""
+from collections import OrderedDict
+
+import nnabla as nn
+import numpy as np
+import pytest
+
+from converters.graph_view import GraphView
+from gcverify.checks import GraphSnapshot, untouched_check
+from gcverify.zoo.init import randomize_parameters
+
+
+class Net:
+    """``build(*inputs)`` in a private parameter scope, random weights and BN statistics
+    (``randomize_parameters``), random input data, and a snapshot of the original."""
+
+    def __init__(self, build, shapes, seed=0):
+        scope = OrderedDict()
+        with nn.parameter_scope("", scope):
+            self.inputs = [nn.Variable(s) for s in shapes]
+            out = build(*self.inputs)
+            self.params = nn.get_parameters(grad_only=False)
+        self.outputs = [out] if isinstance(out, nn.Variable) else list(out)
+        randomize_parameters(self.outputs, self.params, seed=seed)
+        rng = np.random.RandomState(seed + 1)
+        self.data = [rng.normal(0, 1, s).astype(np.float32) for s in shapes]
+        for x, d in zip(self.inputs, self.data):
+            x.d = d
+        self.before = GraphSnapshot.take(self.outputs, self.params)
+
+    def forward(self, outputs=None, inputs=None):
+        """Values of ``outputs`` (default: the original's) fed with the seeded data."""
+        for x, d in zip(inputs or self.inputs, self.data):
+            x.d = d
+        outputs = self.outputs if outputs is None else list(outputs)
+        nn.forward_all(outputs)
+        return [o.d.copy() for o in outputs]
+
+    def untouched(self):
+        return untouched_check(self.before, GraphSnapshot.take(self.outputs, self.params))
+
+    def assert_unchanged(self):
+        check = self.untouched()
+        assert check.passed, check.message()
+
+
+def histogram(outputs):
+    return dict(GraphView(outputs, {}).histogram())
+
+
+@pytest.fixture
+def net_of():
+    """``net_of(build, *input_shapes, seed=0)`` -> a :class:`Net`."""
+    return lambda build, *shapes, seed=0: Net(build, shapes, seed)
+
+
+@pytest.fixture
+def hist():
+    """Function-type histogram of a graph (a dict)."""
+    return histogram
