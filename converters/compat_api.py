@@ -6,13 +6,14 @@ Every one keeps our guarantees (the original graph, its parameter values and the
 parameter scope untouched; guards first, with recorded reasons). Where NNabla's behaviour is
 wrong these do the right thing; ``docs/nnabla_bugs.md`` lists the differences.
 """
-from . import bn_fold, graph_edits, prune_math
+from . import bn_fold, fused_bn, graph_edits, prune_math
 from .modifier_api import Modifier
 
 __all__ = [
     "IdentityModifier", "RemoveFunctionModifier", "BatchNormBatchStatModifier", "TestModeModifier",
     "NoGradModifier", "PruningModifier", "AddBiasModifier", "BatchNormalizationFoldingModifierInner",
-    "BatchNormalizationFoldingOppositeModifierInner",
+    "BatchNormalizationFoldingOppositeModifierInner", "FusedBatchNormalizationModifier",
+    "UnfusedBatchNormalizationModifier",
 ]
 
 
@@ -83,3 +84,17 @@ class BatchNormalizationFoldingOppositeModifierInner(Modifier):
 
     def __init__(self, channel_last=False):
         self._passes = [bn_fold.FoldBatchNorm(opposite=True, channel_last=channel_last)]
+
+
+class FusedBatchNormalizationModifier(Modifier):
+    """``BatchNormalization -> Add2 -> ReLU`` -> one FusedBatchNormalization, where exact."""
+
+    def __init__(self):
+        self._passes = [fused_bn.FuseBatchNorm()]
+
+
+class UnfusedBatchNormalizationModifier(Modifier):
+    """FusedBatchNormalization -> ``BatchNormalization -> Add2 -> ReLU``."""
+
+    def __init__(self):
+        self._passes = [fused_bn.UnfuseBatchNorm()]
