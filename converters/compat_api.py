@@ -6,14 +6,15 @@ Every one keeps our guarantees (the original graph, its parameter values and the
 parameter scope untouched; guards first, with recorded reasons). Where NNabla's behaviour is
 wrong these do the right thing; ``docs/nnabla_bugs.md`` lists the differences.
 """
-from . import bn_fold, fused_bn, graph_edits, prune_math
+from . import bn_fold, fused_bn, graph_edits, prune_math, qat
 from .modifier_api import Modifier
 
 __all__ = [
     "IdentityModifier", "RemoveFunctionModifier", "BatchNormBatchStatModifier", "TestModeModifier",
     "NoGradModifier", "PruningModifier", "AddBiasModifier", "BatchNormalizationFoldingModifierInner",
     "BatchNormalizationFoldingOppositeModifierInner", "FusedBatchNormalizationModifier",
-    "UnfusedBatchNormalizationModifier",
+    "UnfusedBatchNormalizationModifier", "QuantizeNonQNNToRecordingModifier",
+    "QuantizeRecordingToTrainingModifier",
 ]
 
 
@@ -98,3 +99,19 @@ class UnfusedBatchNormalizationModifier(Modifier):
 
     def __init__(self):
         self._passes = [fused_bn.UnfuseBatchNorm()]
+
+
+class QuantizeNonQNNToRecordingModifier(Modifier):
+    """QAT step 1: recorders before the inputs of the layers ``config`` (a
+    ``nnabla.utils.qnn.QATConfig``) selects; their state belongs to the converted graph."""
+
+    def __init__(self, functions_ranks, config=None, training=True):
+        self._passes = [qat.RecordForQAT(functions_ranks, config, training)]
+
+
+class QuantizeRecordingToTrainingModifier(Modifier):
+    """QAT step 2: each recorder of a recording graph -> QuantizeLinear + DequantizeLinear
+    with its recorded range (convert the recording graph itself, recorders in)."""
+
+    def __init__(self, functions_ranks, config=None):
+        self._passes = [qat.RecordingToQDQ(functions_ranks, config)]
