@@ -32,7 +32,7 @@ def convert(net, *modifiers):
 def test_identity_is_an_equal_copy_sharing_the_parameters(net_of, hist):
     net = net_of(conv_bn_block, (2, 3, 6, 6))
     y, result = convert(net, GC.IdentityModifier())
-    assert hist(y) == hist(net.outputs) and y[0] is not net.outputs[0]
+    assert hist(y) == hist(net.outputs) and not y[0] == net.outputs[0]
     assert GC.GraphView(y, net.params).parameters.keys() == GC.GraphView(net.outputs, net.params).parameters.keys()
     np.testing.assert_array_equal(net.forward(y)[0], net.forward()[0])
     assert result.new_parameters == {}
