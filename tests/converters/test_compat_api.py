@@ -1,0 +1,61 @@
+"""``import converters as GC`` as a drop-in for NNabla 1.39's graph converters: every public
+name, with NNabla's constructor arguments and defaults (ours may add keywords after them)."""
+import inspect
+
+import nnabla.experimental.graph_converters as NGC
+import nnabla.functions as F
+import nnabla.parametric_functions as PF
+import numpy as np
+import pytest
+
+import converters as GC
+
+
+def nnabla_names():
+    """The names NNabla's package imports in its __init__ (19 in 1.39)."""
+    return sorted(n for n, v in vars(NGC).items() if isinstance(v, type) and not n.startswith("_"))
+
+
+def constructor(cls):
+    init = cls.__dict__.get("__new__") or cls.__init__  # NNabla builds two of them in __new__
+    return [p for p in inspect.signature(init).parameters.values() if p.name != "self"]
+
+
+def same_default(a, b):
+    empty = (None, (), [], {})
+    if any(a is e or (type(a) is type(e) and a == e) for e in empty):
+        return any(b is e or (type(b) is type(e) and b == e) for e in empty)  # {} / [] vs None / ()
+    return a == b
+
+
+def test_nnabla_exports_the_19_names_we_know():
+    assert len(nnabla_names()) == 19
+
+
+@pytest.mark.parametrize("name", nnabla_names())
+def test_every_nnabla_name_exists_with_its_arguments_and_defaults(name):
+    ours, theirs = constructor(getattr(GC, name)), constructor(getattr(NGC, name))
+    assert [p.name for p in ours[:len(theirs)]] == [p.name for p in theirs]
+    for a, b in zip(ours, theirs):
+        assert a.kind == b.kind and (a.default is inspect.Parameter.empty) == (b.default is inspect.Parameter.empty)
+        if b.default is not inspect.Parameter.empty:
+            assert same_default(b.default, a.default), (name, a.name, a.default, b.default)
+    for extra in ours[len(theirs):]:
+        assert extra.default is not inspect.Parameter.empty, "{}: {} needs a default".format(name, extra.name)
+    assert name in GC.__all__
+
+
+def test_the_folding_inner_modifiers_fold_in_their_direction(net_of, hist):
+    def build(x):
+        h = PF.batch_normalization(PF.convolution(x, 4, (3, 3), name="c1"), batch_stat=False, name="b1")
+        h = PF.batch_normalization(F.relu(h), batch_stat=False, name="b2")
+        return F.relu(PF.convolution(h, 3, (1, 1), name="c2"))
+    net = net_of(build, (2, 3, 6, 6))
+    for modifier, kept in ((GC.BatchNormalizationFoldingModifierInner(), "b2"),
+                           (GC.BatchNormalizationFoldingOppositeModifierInner(), "b1")):
+        gc = GC.GraphConverter([modifier], params=net.params)
+        y = gc.convert(net.outputs)
+        assert hist(y)["BatchNormalization"] == 1 and gc.last_result.counts["folded"] == 1
+        assert [e.function for e in gc.last_result.reasons("kept")][0].startswith("BatchNormalization '{}".format(kept))
+        np.testing.assert_allclose(net.forward(y)[0], net.forward()[0], rtol=1e-4, atol=1e-5)
+    net.assert_unchanged()
