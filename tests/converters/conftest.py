@@ -58,3 +58,22 @@ def net_of():
 def hist():
     """Function-type histogram of a graph (a dict)."""
     return histogram
+
+
+@pytest.fixture
+def nnabla_peer():
+    """``nnabla_peer(net, make)`` runs NNabla 1.39's own GraphConverter with the modifiers
+    ``make(NGC)`` builds on ``net``, in a throwaway parameter scope; returns the values of its
+    outputs (an exception it raises propagates). Parameter values it overwrites are restored."""
+    import nnabla.experimental.graph_converters as NGC
+
+    def run(net, make):
+        values = {k: v.d.copy() for k, v in net.params.items()}
+        try:
+            with nn.parameter_scope("", OrderedDict()):  # NNabla writes its new parameters here
+                outputs = NGC.GraphConverter(make(NGC)).convert(list(net.outputs))
+                return net.forward(outputs)
+        finally:
+            for k, v in net.params.items():
+                v.d = values[k]
+    return run

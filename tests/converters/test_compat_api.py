@@ -59,3 +59,21 @@ def test_the_folding_inner_modifiers_fold_in_their_direction(net_of, hist):
         assert [e.function for e in gc.last_result.reasons("kept")][0].startswith("BatchNormalization '{}".format(kept))
         np.testing.assert_allclose(net.forward(y)[0], net.forward()[0], rtol=1e-4, atol=1e-5)
     net.assert_unchanged()
+
+
+def test_an_opposite_fold_across_a_fork_is_refused_where_nnablas_is_wrong(net_of, hist, nnabla_peer):
+    """NNabla's suite expects BN -> (conv, Add2) folded into the conv (its reference graph has
+    no BN), which drops the BN for the Add2 too; with random statistics that is wrong."""
+    def residual(x):
+        h = PF.batch_normalization(x, batch_stat=False, name="bn")
+        return F.relu(h + PF.convolution(h, 3, (3, 3), pad=(1, 1), name="conv"))
+    net = net_of(residual, (2, 3, 6, 6))
+    gc = GC.GraphConverter([GC.BatchNormalizationFoldingModifier(opposite=True)], params=net.params)
+    ours = gc.convert(net.outputs)
+    assert hist(ours) == hist(net.outputs)
+    assert [e.reason for e in gc.last_result.reasons("kept")] == [
+        "its output is read by Convolution 'conv/conv', Add2 #2: it cannot vanish into one of them"]
+    np.testing.assert_allclose(net.forward(ours)[0], net.forward()[0], rtol=1e-5, atol=1e-5)
+    theirs = nnabla_peer(net, lambda NGC: [NGC.BatchNormalizationFoldingModifier(opposite=True)])[0]
+    assert np.abs(theirs - net.forward()[0]).max() > 0.1
+    net.assert_unchanged()

@@ -114,3 +114,21 @@ def test_a_fused_bn_with_statistics_outputs_stays(net_of, hist):
     assert hist(y) == {"FusedBatchNormalization": 1}
     assert [e.reason for e in result.reasons("kept")] == [
         "nonlinearity 'relu' with 3 outputs: only ReLU with one output is unfused"]
+
+
+@pytest.mark.parametrize("build", [block, downsample], ids=["block", "downsampling_block"])
+def test_nnablas_fuser_gives_fresh_parameters_and_drops_a_shortcut_bn_where_ours_is_exact(
+        net_of, hist, nnabla_peer, build):
+    net = net_of(build, (2, 3, 5, 5))
+    theirs = nnabla_peer(net, lambda NGC: [NGC.FusedBatchNormalizationModifier()])[0]
+    assert np.abs(theirs - net.forward()[0]).max() > 0.1
+    np.testing.assert_allclose(net.forward(fuse(net)[0])[0], net.forward()[0], rtol=1e-5, atol=1e-5)
+    net.assert_unchanged()
+
+
+def test_nnablas_unfuser_gives_fresh_parameters_where_ours_is_exact(net_of, nnabla_peer):
+    net = net_of(random_fused, (2, 3, 5, 5))
+    theirs = nnabla_peer(net, lambda NGC: [NGC.UnfusedBatchNormalizationModifier()])[0]
+    assert np.abs(theirs - net.forward()[0]).max() > 0.1
+    y, _ = fuse(net, GC.UnfusedBatchNormalizationModifier())
+    np.testing.assert_allclose(net.forward(y)[0], net.forward()[0], rtol=1e-5, atol=1e-5)

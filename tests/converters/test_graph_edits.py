@@ -232,3 +232,55 @@ def test_add_bias_gives_zero_biases_next_to_a_bn_only(net_of):
     assert all(np.all(v.d == 0) for v in result.new_parameters.values())
     np.testing.assert_allclose(net.forward(y)[0], net.forward()[0], rtol=1e-6, atol=1e-6)
     net.assert_unchanged()
+
+
+# --- where NNabla's modifiers fail on the same graphs ------------------------------------
+@pytest.mark.parametrize("bn", [{"no_scale": True}, {"no_bias": True}], ids=["no_scale", "no_bias"])
+def test_nnablas_batch_stat_modifier_crashes_on_a_bn_without_scale_or_bias(net_of, nnabla_peer, bn):
+    net = net_of(lambda x: conv_bn_block(x, batch_stat=True, **bn), (2, 3, 6, 6))
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'variance'"):
+        nnabla_peer(net, lambda NGC: [NGC.BatchNormBatchStatModifier()])
+    convert(net, GC.BatchNormBatchStatModifier())  # ours: see the test above for its numbers
+
+
+@pytest.mark.parametrize("layer", [
+    lambda x: PF.deconvolution(x, 4, (3, 3), group=2, name="d"),
+    lambda x: PF.depthwise_deconvolution(x, (3, 3), divisor=2, name="d")], ids=["deconv_groups", "divisor"])
+def test_nnablas_pruner_crashes_on_grouped_deconvolutions(net_of, nnabla_peer, layer):
+    net = net_of(lambda x: PF.affine(layer(x), 3, name="fc"), (1, 4, 5, 5))
+    kinds = ["Deconvolution", "DepthwiseDeconvolution"]
+    with pytest.raises(ValueError, match="operands could not be broadcast together"):
+        nnabla_peer(net, lambda NGC: [NGC.PruningModifier(0.5, kinds)])
+    y, result = convert(net, GC.PruningModifier(0.5, kinds))
+    assert result.counts["pruned"] + result.counts["kept"] == 1
+
+
+def test_pruning_again_after_training_uses_the_new_weights(net_of):
+    """NNabla stores 'w-pruned' by name in the scope and finds the stale one the next time."""
+    net = net_of(lambda x: PF.affine(x, 3, name="fc"), (2, 4))
+    w, b = net.params["fc/affine/W"], net.params["fc/affine/b"]
+    kept = w.d.copy()
+    w.d[:, 0] *= 1e-3  # output channel 0 is weak
+    pruning = GC.PruningModifier(0.01, ["Affine"])
+    convert(net, pruning)
+    w.d *= 2  # "trained" between the two conversions
+    y, _ = convert(net, pruning)
+    mask = np.array([0, 1, 1], np.float32)
+    np.testing.assert_allclose(net.forward(y)[0], net.data[0] @ (w.d * mask) + b.d * mask, rtol=1e-5, atol=1e-6)
+    w.d = kept
+
+
+def test_nnablas_identity_and_no_grad_modifiers_miss_what_ours_handle(net_of):
+    import nnabla.experimental.graph_converters as NGC
+    net = net_of(lambda x: PF.affine(x, 3, name="fc"), (2, 4))
+    bigger = nn.Variable((5, 4))
+    theirs = NGC.IdentityModifier({net.inputs[0]: bigger})
+    NGC.GraphConverter([theirs]).convert(net.outputs[0])
+    assert NGC.GraphConverter([theirs]).convert(net.outputs[0]).shape == (2, 3)  # forgot its mapping
+    ours = GC.IdentityModifier({net.inputs[0]: bigger})
+    assert [GC.GraphConverter([ours]).convert(net.outputs[0]).shape for _ in range(2)] == [(5, 3)] * 2
+    # parameters outside the global scope keep their gradients with NNabla's NoGradModifier
+    no_grad = NGC.GraphConverter([NGC.NoGradModifier()]).convert(net.outputs[0])
+    assert [v.need_grad for v in no_grad.parent.inputs[1:]] == [True, True]
+    ours = GC.GraphConverter([GC.NoGradModifier()]).convert(net.outputs[0])
+    assert [v.need_grad for v in ours.parent.inputs[1:]] == [False, False]

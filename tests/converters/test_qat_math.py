@@ -78,6 +78,9 @@ def test_an_empty_or_broken_range_has_no_scale():
     assert qat_math.recorded_scale("max", [np.zeros(1)]) is None
     assert qat_math.recorded_scale("minmax", [np.zeros(1), np.zeros(1)]) is None
     assert qat_math.recorded_scale("max", [np.full(1, np.inf)]) is None
+    from nnabla.utils import qnn
+    with np.errstate(all="ignore"):
+        assert nnabla_scale(qnn.AbsMaxRecorderCallback, {"M-x": 0.0})[0] == 0
 
 
 def test_bias_goes_on_the_accumulator_grid_where_int8_would_clip_it():
