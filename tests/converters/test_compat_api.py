@@ -77,3 +77,24 @@ def test_an_opposite_fold_across_a_fork_is_refused_where_nnablas_is_wrong(net_of
     theirs = nnabla_peer(net, lambda NGC: [NGC.BatchNormalizationFoldingModifier(opposite=True)])[0]
     assert np.abs(theirs - net.forward()[0]).max() > 0.1
     net.assert_unchanged()
+
+
+def test_the_new_modifiers_chain_on_a_graph_with_two_inputs_and_two_outputs(net_of, hist):
+    def build(x, z):
+        h = F.relu(PF.batch_normalization(PF.convolution(x, 3, (3, 3), pad=(1, 1), with_bias=False, name="c"),
+                                          batch_stat=True, name="bn") + z)
+        return PF.affine(h, 4, name="fa"), F.relu(PF.convolution(z, 2, (1, 1), name="cz")) * 0.5
+    net = net_of(build, (2, 3, 5, 5), (2, 3, 5, 5))
+    modifiers = [GC.IdentityModifier(), GC.TestModeModifier(["MulScalar"]), GC.AddBiasModifier(),
+                 GC.FusedBatchNormalizationModifier(), GC.PruningModifier(0.0), GC.NoGradModifier()]
+    gc = GC.GraphConverter(modifiers, params=net.params)
+    y = gc.convert(net.outputs)
+    assert len(y) == 2 and hist(y) == {"Convolution": 2, "FusedBatchNormalization": 1, "Affine": 1, "ReLU": 1}
+    assert gc.last_result.counts == {"test_mode": 1, "removed": 1, "bias_added": 1, "fused": 1,
+                                     "kept": 3, "no_grad": 4}
+    inference = GC.GraphConverter([GC.BatchNormBatchStatModifier()], params=net.params).convert(net.outputs)
+    expected = net.forward(inference)
+    got = net.forward(y)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[1], expected[1] * 2, rtol=1e-5, atol=1e-6)  # MulScalar removed
+    net.assert_unchanged()
