@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from converters.graph_view import GraphView
+from converters.rewrite import run_passes
 from gcverify.checks import GraphSnapshot, untouched_check
 from gcverify.zoo.init import randomize_parameters
 
@@ -26,7 +27,18 @@ class Net:
         self.data = [rng.normal(0, 1, s).astype(np.float32) for s in shapes]
         for x, d in zip(self.inputs, self.data):
             x.d = d
+        self.resnapshot()
+        self.structure = self._structure()
+
+    def resnapshot(self):
+        """Take the parameter values as they are now as the original's (after a test set them)."""
+        self.snapshot = {k: v.d.copy() for k, v in self.params.items()}
         self.before = GraphSnapshot.take(self.outputs, self.params)
+
+    def _structure(self):
+        """The original graph as data: each function's type, args and input shapes."""
+        return [(f.info.type_name, f.info.args, [v.shape for v in f.inputs])
+                for f in GraphView(self.outputs, {}).functions]
 
     def forward(self, outputs=None, inputs=None):
         """Values of ``outputs`` (default: the original's) fed with the seeded data."""
@@ -36,12 +48,23 @@ class Net:
         nn.forward_all(outputs)
         return [o.d.copy() for o in outputs]
 
+    def convert(self, *passes):
+        """``run_passes`` on the original (a Rewrite), which must stay as it was."""
+        result = run_passes(list(passes), self.outputs, params=self.params)
+        self.assert_unchanged()
+        return result
+
     def untouched(self):
         return untouched_check(self.before, GraphSnapshot.take(self.outputs, self.params))
 
     def assert_unchanged(self):
         check = self.untouched()
         assert check.passed, check.message()
+        assert self._structure() == self.structure
+
+    def assert_same(self, result, rtol=1e-4, atol=1e-4):
+        for got, want in zip(self.forward(result.outputs), self.forward()):
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
 
 
 def histogram(outputs):

@@ -180,7 +180,7 @@ def test_pruning_zeroes_weak_channels_of_every_layer_kind(net_of, hist):
             "dd/depthwise_deconv/W": (slice(0, 2),), "fc/affine/W": (slice(None), slice(0, 2))}
     for name, where in weak.items():
         net.params[name].d[where] *= 1e-3
-    net.before = type(net.before).take(net.outputs, net.params)
+    net.resnapshot()
     y, result = convert(net, GC.PruningModifier(0.01))
     assert hist(y) == hist(net.outputs)
     assert sorted(e.reason for e in result.reasons("pruned")) == [
