@@ -16,7 +16,6 @@ from .rewrite import GraphPass, run_passes
 __all__ = [
     "GraphConverter", "Modifier", "FunctionModifier", "BatchNormalizationFoldingModifier",
     "BatchNormalizationSelfFoldingModifier", "ChannelLastModifier", "ChannelFirstModifier",
-    "check_passes",
 ]
 
 
