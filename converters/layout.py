@@ -80,11 +80,7 @@ class _Plan:
             return b.parameter(v, m.apply(v.d), self.d.suffix)
         view = v.reshape(m.shape_of(v.shape), unlink=True)
         view.need_grad = v.need_grad
-        name = "{}/{}".format(b.view.param_name(v) or "param", self.d.suffix)
-        while name in b.new_parameters:
-            name += "_"
-        b.new_parameters[name] = view  # named, so later passes know it is a parameter
-        return view
+        return b.adopt(view, v, self.d.suffix)  # named, so later passes know it is a parameter
 
     def _mapped(self, b, v, m, graph_op):
         if m.is_identity():
@@ -110,7 +106,8 @@ class LayoutPass(GraphPass):
 
     Args:
         inputs: graph inputs to convert (each ``(N, C, spatial...)``, or ``(N, spatial..., C)``
-            going to channel-first); the caller then feeds the new variables.
+            going to channel-first); the caller then feeds the new variables, which start
+            with the data of the original inputs moved to the target layout.
         replacements: optional existing variables (already in the target layout) to use
             instead of creating the new inputs.
         restore_outputs: transpose outputs back to their original layout (default).
@@ -174,9 +171,16 @@ class LayoutPass(GraphPass):
         return _Plan(d, self.inputs, self.replacements, perms, decisions, self.restore_outputs)
 
     def input_map(self, view, b, plan):
-        news = plan.replacements or [nn.Variable(self._target_shape(x, plan.d), need_grad=x.need_grad)
-                                     for x in plan.inputs]
+        news = plan.replacements or [self._moved_input(x, plan.d) for x in plan.inputs]
         return dict(zip(plan.inputs, news))
+
+    def _moved_input(self, x, d):
+        """A new input in the target layout holding the data ``x`` holds now, if it holds any
+        (as NNabla's modifiers do, so a graph converted after ``x.d = batch`` runs as is)."""
+        new = nn.Variable(self._target_shape(x, d), need_grad=x.need_grad)
+        if x.data.modification_count:  # never allocate data for an input that has none
+            new.d = x.data.get_data("r").transpose(d.flip_perm(len(x.shape), 1))
+        return new
 
     # --- rewrite ---------------------------------------------------------------------
     def rewrite(self, f, inputs, b, plan):

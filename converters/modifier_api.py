@@ -3,22 +3,41 @@
 Each modifier is a thin, named bundle of passes; ``GraphConverter`` runs all of them through
 the rewrite engine in order. A modifier keeps only what the seed API exposes after a
 conversion (``ChannelLastModifier.inputs_cl``); nothing carries into the next conversion.
+User modifiers written for NNabla (``FunctionModifier`` subclasses, NNabla's ``modify(f,
+inputs)`` contract) mix freely with ours: each runs as one pass
+(:mod:`converters.function_modifier`).
 """
 import nnabla as nn
 
 from . import bn_fold, layout
-from .rewrite import run_passes
+from .function_modifier import FunctionModifier, FunctionModifierPass, is_function_modifier
+from .rewrite import GraphPass, run_passes
 
 __all__ = [
-    "GraphConverter", "Modifier", "BatchNormalizationFoldingModifier",
+    "GraphConverter", "Modifier", "FunctionModifier", "BatchNormalizationFoldingModifier",
     "BatchNormalizationSelfFoldingModifier", "ChannelLastModifier", "ChannelFirstModifier",
 ]
 
 
+def check_passes(passes, owner):
+    """``passes`` as a list of :class:`~converters.rewrite.GraphPass`; a TypeError naming the
+    first item that is not one."""
+    passes = [passes] if isinstance(passes, GraphPass) else list(passes)
+    for i, p in enumerate(passes):
+        if not isinstance(p, GraphPass):
+            raise TypeError("{}: passes[{}] is a {}, not a converters.GraphPass".format(
+                owner, i, type(p).__name__))
+    return passes
+
+
 class Modifier:
-    """A named list of passes. Subclasses build ``self._passes`` in ``__init__``."""
+    """A named list of passes: ``Modifier(passes=[...])``, or a subclass that builds
+    ``self._passes`` in ``__init__``."""
 
     _passes = ()
+
+    def __init__(self, passes=()):
+        self._passes = check_passes(passes, type(self).__name__)
 
     def passes(self):
         return list(self._passes)
@@ -31,8 +50,8 @@ class Modifier:
 
 
 def _flatten(modifiers):
-    """Modifiers in order from a Modifier or (nested) lists of them."""
-    if isinstance(modifiers, Modifier):
+    """Modifiers in order from a Modifier, a function modifier or (nested) lists of them."""
+    if isinstance(modifiers, Modifier) or is_function_modifier(modifiers):
         yield modifiers
         return
     try:
@@ -40,7 +59,8 @@ def _flatten(modifiers):
     except TypeError:
         items = None
     if items is None:
-        raise TypeError("GraphConverter takes Modifier objects; got {!r}".format(modifiers))
+        raise TypeError("GraphConverter takes Modifier objects; got {!r} (a modifier is a "
+                        "converters.Modifier or has modify(f, inputs))".format(modifiers))
     for m in items:
         yield from _flatten(m)
 
@@ -68,12 +88,19 @@ class GraphConverter:
 
     def convert(self, outputs):
         """Returns the converted output(s), a Variable or a list as given."""
-        passes = [p for m in self._modifiers for p in m.passes()]
+        passes = [p for m in self._modifiers for p in _passes_of(m)]
         result = run_passes(passes, outputs, params=self._params, context=self._context)
         for m in self._modifiers:
-            m.after_convert(result)
+            if isinstance(m, Modifier):
+                m.after_convert(result)
         self.last_result = result
         return result.outputs[0] if result.single else result.outputs
+
+
+def _passes_of(modifier):
+    if isinstance(modifier, Modifier):
+        return modifier.passes()
+    return [FunctionModifierPass(modifier)]
 
 
 class BatchNormalizationFoldingModifier(Modifier):
@@ -89,9 +116,16 @@ class BatchNormalizationFoldingModifier(Modifier):
 
 class BatchNormalizationSelfFoldingModifier(Modifier):
     """Replace each inference BatchNormalization by one per-channel scale-and-shift
-    (``strict=True``: a BN that cannot be replaced is a ValueError, not kept)."""
+    (``strict=True``: a BN that cannot be replaced is a ValueError, not kept).
 
-    def __init__(self, channel_last=False, strict=False):
+    ``name`` is NNabla's scope for its new ``c0``/``c1`` parameters, accepted for compatibility:
+    nothing is written into the global scope here; ``last_result.register(m.name)`` puts the
+    new parameters (named after each BN's own) under it."""
+
+    def __init__(self, name="bn-self-folding", channel_last=False, strict=False):
+        if not isinstance(name, str) or not name:
+            raise ValueError("name must be a non-empty string, got {!r}".format(name))
+        self.name = name
         self._passes = [bn_fold.LinearizeBatchNorm(channel_last=channel_last, strict=strict)]
 
 

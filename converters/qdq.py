@@ -22,7 +22,29 @@ from . import quant_math
 from .fixed_point import WEIGHT_OUTPUT_AXES, check_bits, check_function_names
 from .rewrite import GraphPass
 
-__all__ = ["QuantizeDequantize"]
+__all__ = ["QuantizeDequantize", "quantize_dequantize", "simulated_quantize_dequantize"]
+
+
+def quantize_dequantize(b, v, s, z, round_mode, narrow_range, dtype=np.int8):
+    """``DequantizeLinear(QuantizeLinear(v; s, z))`` in the new graph (8-bit ``dtype``)."""
+    q = b.call("QuantizeLinear", [v, s, z], dict(
+        round_mode=round_mode, narrow_range=bool(narrow_range), dtype=dtypes.np_dtpye_to_int[dtype]))
+    return b.call("DequantizeLinear", q + [s, z], {})[0]
+
+
+def simulated_quantize_dequantize(b, v, s, z=None, bounds=None):
+    """The same algebra from elementary functions, for any width: ``(clip(round(v / s) + z,
+    bounds) - z) * s`` (``z`` None: symmetric; ``bounds`` None: no clipping)."""
+    no_inplace = {"inplace": False}
+    q = b.call("Round", b.call("Div2", [v, s], no_inplace), {})
+    if z is not None:
+        q = b.call("Add2", q + [z], no_inplace)
+    if bounds is not None:
+        q = b.call("MinimumScalar", b.call("MaximumScalar", q, {"val": float(bounds[0])}),
+                   {"val": float(bounds[1])})
+    if z is not None:
+        q = b.call("Sub2", q + [z], no_inplace)
+    return b.call("Mul2", q + [s], no_inplace)[0]
 
 
 def _lookup(ranges, v):
@@ -102,20 +124,9 @@ class QuantizeDequantize(GraphPass):
         s = b.parameter(like, scale, suffix + "_scale", need_grad=False)
         z = b.parameter(like, zero, suffix + "_zero_point", need_grad=False)
         if self.n == 8:
-            q = b.call("QuantizeLinear", [v, s, z], dict(
-                round_mode="HALF_AWAY_FROM_ZERO", narrow_range=self.symmetric,
-                dtype=dtypes.np_dtpye_to_int[np.int8]))
-            return b.call("DequantizeLinear", q + [s, z], {})[0]
-        qmin, qmax = quant_math.int_range(self.n, self.symmetric)
-        no_inplace = {"inplace": False}
-        q = b.call("Round", b.call("Div2", [v, s], no_inplace), {})
-        if not self.symmetric:
-            q = b.call("Add2", q + [z], no_inplace)
-        q = b.call("MinimumScalar", b.call("MaximumScalar", q, {"val": float(qmin)}),
-                   {"val": float(qmax)})
-        if not self.symmetric:
-            q = b.call("Sub2", q + [z], no_inplace)
-        return b.call("Mul2", q + [s], no_inplace)[0]
+            return quantize_dequantize(b, v, s, z, "HALF_AWAY_FROM_ZERO", self.symmetric)
+        bounds = quant_math.int_range(self.n, self.symmetric)
+        return simulated_quantize_dequantize(b, v, s, None if self.symmetric else z, bounds)
 
     def rewrite(self, f, inputs, b, plan):
         if f.info.type_name not in self.functions:

@@ -88,15 +88,22 @@ class Builder:
         Writing the values straight into NNabla's memory (e.g. ``np.multiply(w, s,
         out=buffer)``) avoids a temporary copy of every folded weight.
         """
-        base = self.view.param_name(like) if like is not None else None
-        name = "{}/{}".format(base or "param", suffix)
-        while name in self.new_parameters or name in self._taken:  # e.g. a shared weight folded twice
-            name += "_"
         var = nn.Variable(tuple(shape), need_grad=(
             like.need_grad if need_grad is None and like is not None else bool(need_grad)))
         buffer = var.data.get_data("w", dtype=dtype)  # one lookup; .d would cost the same
-        self.new_parameters[name] = var
+        self.adopt(var, like, suffix)
         return var, buffer
+
+    def adopt(self, var, like, suffix):
+        """List an existing variable (a view of a parameter, a recorder's state) among the
+        result's new parameters, named after ``like`` (a parameter, or a name) + ``suffix``."""
+        base = like if isinstance(like, str) else (
+            self.view.param_name(like) if like is not None else None)
+        name = "{}/{}".format(base or "param", suffix)
+        while name in self.new_parameters or name in self._taken:  # e.g. a shared weight folded twice
+            name += "_"
+        self.new_parameters[name] = var
+        return var
 
     # --- the record ------------------------------------------------------------------
     def note(self, f, action, reason=""):
@@ -150,6 +157,11 @@ class GraphPass:
     def rewrite(self, f, inputs, b, plan):
         return None
 
+    def rebuilds(self, f):
+        """Whether this pass builds something in place of ``f`` although NNabla cannot copy it
+        (a Python function such as a recorder); the engine refuses those otherwise."""
+        return False
+
     def input_map(self, view, b, plan):
         """Replace graph inputs before the walk (e.g. channel-last inputs): {old: new}."""
         return {}
@@ -166,7 +178,7 @@ class GraphPass:
 def rebuild(view, graph_pass, context=None, taken_names=()):
     """Run one pass over ``view``; returns (new outputs, builder, replaced inputs)."""
     for f in view.functions:  # refused before anything is built
-        if not hasattr(_functions, f.info.type_name):
+        if not hasattr(_functions, f.info.type_name) and not graph_pass.rebuilds(f):
             raise ValueError("{} is not an NNabla function type (a Python function such as a "
                              "statistics tap?): a conversion cannot rebuild it; convert the "
                              "graph without it".format(view.describe(f)))

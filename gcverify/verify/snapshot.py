@@ -118,7 +118,7 @@ class Snapshot:
         found = []
         for v, (values, shape, need_grad) in self.leaves.items():
             what = describe_leaf(self.view, v, self.inputs)
-            kind = "changed-constants" if what.startswith("constant") else "changed-params"
+            kind = {"constant": "changed-constants", "input": "changed-graph"}.get(what.split()[0], "changed-params")
             if tuple(v.shape) != shape or v.need_grad != need_grad:
                 found.append(Change(kind, "{}: shape/need_grad changed ({}, {}) -> ({}, {})".format(
                     what, shape, need_grad, tuple(v.shape), v.need_grad)))

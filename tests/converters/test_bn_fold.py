@@ -14,48 +14,6 @@ import pytest
 
 import converters as GC
 from converters.bn_fold import FoldBatchNorm, LinearizeBatchNorm
-from gcverify.core.model import build_privately, seeded_inputs
-from gcverify.zoo.seeding import randomize_parameters
-
-
-class Net:
-    """A graph built in a private scope with random parameters and input data."""
-
-    def __init__(self, build, *input_shapes, seed=0):
-        self.inputs = [nn.Variable(s) for s in input_shapes]
-        out, self.params = build_privately(build, *self.inputs)
-        self.outputs = [out] if isinstance(out, nn.Variable) else list(out)
-        randomize_parameters(self.outputs, self.params, seed=seed)
-        self.data = seeded_inputs(input_shapes, seed + 1)
-        self.snapshot = {k: v.d.copy() for k, v in self.params.items()}
-        self.structure = self._structure()
-
-    def _structure(self):
-        """The original graph as data: each function's type, args and input shapes."""
-        return [(f.info.type_name, f.info.args, [v.shape for v in f.inputs])
-                for f in GC.GraphView(self.outputs, {}).functions]
-
-    def forward(self, outputs=None):
-        for x, d in zip(self.inputs, self.data):
-            x.d = d
-        outputs = self.outputs if outputs is None else outputs
-        nn.forward_all(outputs)
-        return [o.d.copy() for o in outputs]
-
-    def convert(self, *passes):
-        result = GC.run_passes(list(passes), self.outputs, params=self.params)
-        self.assert_unchanged()
-        return result
-
-    def assert_unchanged(self):
-        assert self._structure() == self.structure
-        assert list(self.params) == list(self.snapshot)
-        for k, v in self.params.items():
-            np.testing.assert_array_equal(v.d, self.snapshot[k], err_msg=k)
-
-    def assert_same(self, result, rtol=1e-4, atol=1e-4):
-        for got, want in zip(self.forward(result.outputs), self.forward()):
-            np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
 
 
 def histogram(outputs):
@@ -101,9 +59,9 @@ LAYERS = {
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_fold_into_preceding_layer(name):
+def test_fold_into_preceding_layer(net_of, name):
     shape, build = LAYERS[name]
-    net = Net(build, shape)
+    net = net_of(build, shape)
     before = histogram(net.outputs)
     result = net.convert(FoldBatchNorm())
     after = histogram(result.outputs)
@@ -114,9 +72,9 @@ def test_fold_into_preceding_layer(name):
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_linearize_is_one_fast_op(name):
+def test_linearize_is_one_fast_op(net_of, name):
     shape, build = LAYERS[name]
-    net = Net(build, shape)
+    net = net_of(build, shape)
     result = net.convert(LinearizeBatchNorm())
     hist = histogram(result.outputs)
     assert "BatchNormalization" not in hist and "Mul2" not in hist and "Add2" not in hist
@@ -124,7 +82,7 @@ def test_linearize_is_one_fast_op(name):
     net.assert_same(result)
 
 
-def test_conv_output_that_forks_keeps_its_bn():
+def test_conv_output_that_forks_keeps_its_bn(net_of):
     def build(x, z):
         a = PF.convolution(x, 4, (3, 3), pad=(1, 1), name="a")
         side = F.add2(a, z)  # the other branch reads a before the BN is built
@@ -136,7 +94,7 @@ def test_conv_output_that_forks_keeps_its_bn():
         yc = PF.batch_normalization(c, batch_stat=False, name="c-bn")
         return [side, ya, yb, side2, c, yc]
 
-    net = Net(build, (2, 3, 6, 6), (2, 4, 6, 6))
+    net = net_of(build, (2, 3, 6, 6), (2, 4, 6, 6))
     result = net.convert(FoldBatchNorm())
     kept = reasons(result)
     assert len(kept) == 3 and all("is also read by" in r for r in kept)
@@ -148,7 +106,7 @@ def test_conv_output_that_forks_keeps_its_bn():
     net.assert_same(linear)
 
 
-def test_shared_weight_gets_one_folded_copy_per_bn():
+def test_shared_weight_gets_one_folded_copy_per_bn(net_of):
     def build(x):
         w = nn.parameter.get_parameter_or_create("shared/W", (4, 3, 3, 3))
         y1 = PF.batch_normalization(F.convolution(x, w, pad=(1, 1)), batch_stat=False, name="bn1")
@@ -156,7 +114,7 @@ def test_shared_weight_gets_one_folded_copy_per_bn():
                                     name="bn2")
         return [y1, y2]
 
-    net = Net(build, (2, 3, 8, 8))
+    net = net_of(build, (2, 3, 8, 8))
     result = net.convert(FoldBatchNorm())
     assert result.counts == Counter(folded=2)
     w1, w2 = [f.inputs[1] for f in GC.GraphView(result.outputs, {}).functions]
@@ -166,8 +124,8 @@ def test_shared_weight_gets_one_folded_copy_per_bn():
     net.assert_same(result)
 
 
-def test_batch_stat_bn_is_never_folded():
-    net = Net(lambda x: PF.batch_normalization(PF.convolution(x, 4, (3, 3), name="c"),
+def test_batch_stat_bn_is_never_folded(net_of):
+    net = net_of(lambda x: PF.batch_normalization(PF.convolution(x, 4, (3, 3), name="c"),
                                                batch_stat=True), (4, 3, 6, 6))
     for p in (FoldBatchNorm(), FoldBatchNorm(opposite=True), LinearizeBatchNorm()):
         with pytest.warns(GC.ConversionWarning, match=r"BatchNormalization 'bn' \(batch_stat=True"):
@@ -181,8 +139,8 @@ def test_batch_stat_bn_is_never_folded():
     net.assert_same(result)
 
 
-def test_bn_on_graph_input_and_after_unfoldable_layers():
-    net = Net(lambda x: F.relu(PF.batch_normalization(
+def test_bn_on_graph_input_and_after_unfoldable_layers(net_of):
+    net = net_of(lambda x: F.relu(PF.batch_normalization(
         F.max_pooling(PF.batch_normalization(x, batch_stat=False, name="bn0"), (2, 2)),
         batch_stat=False, name="bn1")), (2, 3, 8, 8))
     result = net.convert(FoldBatchNorm())
@@ -194,7 +152,7 @@ def test_bn_on_graph_input_and_after_unfoldable_layers():
     net.assert_same(linear)
 
 
-def test_channel_last_fold_matches_channel_first():
+def test_channel_last_fold_matches_channel_first(net_of):
     """CPU refuses channel-last conv, so compare folded weights with the channel-first fold."""
     def build(channel_last):
         def net(x):
@@ -202,13 +160,13 @@ def test_channel_last_fold_matches_channel_first():
             return PF.batch_normalization(h, axes=[3 if channel_last else 1], batch_stat=False)
         return net
 
-    cf = Net(build(False), (2, 4, 8, 8))
-    cl = Net(build(True), (2, 8, 8, 4))
+    cf = net_of(build(False), (2, 4, 8, 8))
+    cl = net_of(build(True), (2, 8, 8, 4))
     for k in cf.params:  # the same numbers in each layout
         v = cf.params[k].d
         cl.params[k].d = np.moveaxis(v, 1, -1) if k.endswith("/W") else v.reshape(
             cl.params[k].shape)
-    cl.snapshot = {k: v.d.copy() for k, v in cl.params.items()}
+    cl.resnapshot()
     r_cf, r_cl = cf.convert(FoldBatchNorm()), cl.convert(FoldBatchNorm(channel_last=True))
     assert r_cl.counts == Counter(folded=1)
     (conv_cf,), (conv_cl,) = GC.GraphView(r_cf.outputs, {}).functions, \
@@ -218,8 +176,8 @@ def test_channel_last_fold_matches_channel_first():
     np.testing.assert_allclose(conv_cl.inputs[2].d, conv_cf.inputs[2].d)
 
 
-def test_bn_axis_is_read_from_the_bn_not_assumed():
-    net = Net(lambda x: PF.batch_normalization(PF.convolution(x, 4, (1, 1), name="c"),
+def test_bn_axis_is_read_from_the_bn_not_assumed(net_of):
+    net = net_of(lambda x: PF.batch_normalization(PF.convolution(x, 4, (1, 1), name="c"),
                                                axes=[3], batch_stat=False), (2, 3, 4, 4))
     result = net.convert(FoldBatchNorm())
     assert result.counts == Counter(kept=1) and "not the channel axis" in reasons(result)[0]
@@ -250,20 +208,20 @@ OPPOSITE = {
 
 
 @pytest.mark.parametrize("name", sorted(OPPOSITE))
-def test_fold_into_following_layer_only_where_exact(name):
+def test_fold_into_following_layer_only_where_exact(net_of, name):
     build, action = OPPOSITE[name]
-    net = Net(build, (2, 4, 7, 7))
+    net = net_of(build, (2, 4, 7, 7))
     result = net.convert(FoldBatchNorm(opposite=True))
     assert result.counts == Counter({action: 1})
     assert ("BatchNormalization" in histogram(result.outputs)) == (action == "kept")
     net.assert_same(result)
 
 
-def test_padding_is_fine_when_the_bn_has_no_shift():
-    net = Net(_bn_then(lambda h: PF.convolution(h, 5, (3, 3), pad=(1, 1), name="c"),
+def test_padding_is_fine_when_the_bn_has_no_shift(net_of):
+    net = net_of(_bn_then(lambda h: PF.convolution(h, 5, (3, 3), pad=(1, 1), name="c"),
                        bn=dict(no_bias=True)), (2, 4, 7, 7))
     net.params["bn/bn/mean"].d = 0.0  # c1 = -mean * c0 = 0: padding meets no shift
-    net.snapshot["bn/bn/mean"] = net.params["bn/bn/mean"].d.copy()
+    net.resnapshot()
     result = net.convert(FoldBatchNorm(opposite=True))
     assert result.counts == Counter(folded=1)
     net.assert_same(result)
@@ -276,8 +234,8 @@ def _small_cnn(x):
     return PF.affine(F.relu(conv_bn(h, 4, "c2", with_bias=False)), 3, name="fc")
 
 
-def test_converting_twice_and_again_after_the_weights_changed():
-    net = Net(_small_cnn, (2, 3, 8, 8))
+def test_converting_twice_and_again_after_the_weights_changed(net_of):
+    net = net_of(_small_cnn, (2, 3, 8, 8))
     first = net.convert(FoldBatchNorm())
     again = GC.run_passes([FoldBatchNorm()], first.outputs, params=first.new_parameters)
     assert again.counts == Counter() and histogram(again.outputs) == histogram(first.outputs)
@@ -286,7 +244,7 @@ def test_converting_twice_and_again_after_the_weights_changed():
     rng = np.random.RandomState(5)
     for k, v in net.params.items():  # new weights and new BN statistics, same names
         v.d = v.d * rng.uniform(0.5, 1.5, v.shape) + (0.1 if k.endswith("mean") else 0.0)
-    net.snapshot = {k: v.d.copy() for k, v in net.params.items()}
+    net.resnapshot()
     second = net.convert(FoldBatchNorm())
     net.assert_same(second)  # no stale folded values picked up by name
     for k, v in first.new_parameters.items():  # the first result kept its own values
@@ -294,8 +252,8 @@ def test_converting_twice_and_again_after_the_weights_changed():
         assert not np.allclose(second.new_parameters[k].d, folded[k])
 
 
-def test_two_networks_with_the_same_names_in_one_process():
-    a, b = Net(_small_cnn, (2, 3, 8, 8), seed=1), Net(_small_cnn, (1, 3, 12, 12), seed=2)
+def test_two_networks_with_the_same_names_in_one_process(net_of):
+    a, b = net_of(_small_cnn, (2, 3, 8, 8), seed=1), net_of(_small_cnn, (1, 3, 12, 12), seed=2)
     assert list(a.params) == list(b.params)
     ra = a.convert(FoldBatchNorm())
     yb = GC.GraphConverter([GC.BatchNormalizationFoldingModifier()]).convert(b.outputs[0])
@@ -304,8 +262,8 @@ def test_two_networks_with_the_same_names_in_one_process():
     a.assert_same(a.convert(FoldBatchNorm()))  # a again, after b: nothing stale from b
 
 
-def test_converting_inside_a_parameter_scope_and_registering():
-    net = Net(_small_cnn, (2, 3, 8, 8))
+def test_converting_inside_a_parameter_scope_and_registering(net_of):
+    net = net_of(_small_cnn, (2, 3, 8, 8))
     with nn.parameter_scope("outer"):
         y = GC.GraphConverter([GC.BatchNormalizationFoldingModifier()]).convert(net.outputs[0])
     net.assert_unchanged()

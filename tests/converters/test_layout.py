@@ -293,3 +293,22 @@ def test_zoo_network_channel_last(name):
     assert convertible > 0 and len(now_channel_last) == convertible
     assert result.counts["converted"] == convertible
     assert [tuple(o.shape) for o in converted] == [tuple(o.shape) for o in model.outputs]
+
+
+def test_new_inputs_start_with_the_data_of_the_originals(net_of):
+    """As NNabla's modifiers do: converting after ``x.d = batch`` gives a graph that runs as is;
+    an input that never held data gets none (nothing is allocated for it)."""
+    net = net_of(lambda x: F.relu(PF.convolution(x, 4, (3, 3), name="c")), (2, 3, 6, 6))
+    m = GC.ChannelLastModifier(net.inputs)
+    y = GC.GraphConverter([m], params=net.params).convert(net.outputs)
+    np.testing.assert_array_equal(m.inputs_cl[0].d, np.moveaxis(net.data[0], 1, -1))
+    runnable = cpu_runnable(y)
+    nn.forward_all(runnable)
+    np.testing.assert_allclose(runnable[0].d, net.forward()[0], rtol=1e-4, atol=1e-5)
+    back = GC.ChannelFirstModifier(m.inputs_cl)
+    GC.GraphConverter([back]).convert(y)
+    np.testing.assert_array_equal(back.inputs_cf[0].d, net.data[0])
+    fresh = nn.Variable((1, 3, 4, 4))
+    m2 = GC.ChannelLastModifier([fresh])
+    GC.GraphConverter([m2]).convert(F.max_pooling(fresh, (2, 2)))
+    assert fresh.data.modification_count == 0 and m2.inputs_cl[0].data.modification_count == 0
