@@ -1,0 +1,1 @@
+"""Verdicts built from measurements (timing of paired runs, and more)."""
