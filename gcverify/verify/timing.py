@@ -41,7 +41,10 @@ a CI run of 30 rows that all sat exactly on their requirements would fail falsel
 probability <= 0.15 %; a row truly 10 % above its requirement practically never fails (its
 whole interval would have to sit 10 % low). A budget that runs out between scheduled looks
 takes one last look instead of the next scheduled one, so there are never more than ``K``.
-The price is rounds: at that level an exact rank interval needs 16 pairs merely to exist
+On the tests' noisy machine (heavy tails, drift, 3x spikes, bursts), 40,000 seeded trials
+gave: an equal pair against >= 0.9x never missed (92 % met, the rest inconclusive); a pair
+at exactly 0.9x missed twice (5e-5); today's rule (median of 5 rounds >= 0.9x) failed 6.3 %
+of the equal pairs. The price is rounds: at that level an exact rank interval needs 16 pairs merely to exist
 (2^-16 < alpha / 2K), so the first look is at 20 and the budget allows 80.
 
 Limits: the guarantee assumes independent, symmetric pair noise. Load that changes within
