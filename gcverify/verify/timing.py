@@ -4,7 +4,8 @@ Method
 ------
 1. Warm-up calls of both, then each side's *loop count* is grown (x2 to x10) until one
    sample (``loops`` calls, then ``synchronize()``) takes at least ``min_sample`` on the
-   clock, so the clock's resolution never dominates a sample.
+   clock, so the clock's resolution never dominates a sample. What the calls return is
+   kept until the clock is read: freeing a converted graph is not part of converting it.
 2. Paired rounds: each round takes one sample of the original and one of the converted,
    the order alternating (AB, BA, AB, ...), so a load that rises or falls during a round
    favours each side equally often. Per round ``d_i = log(t_original / t_converted)``:
@@ -44,8 +45,9 @@ takes one last look instead of the next scheduled one, so there are never more t
 On the tests' noisy machine (heavy tails, drift, 3x spikes, bursts), 40,000 seeded trials
 gave: an equal pair against >= 0.9x never missed (92 % met, the rest inconclusive); a pair
 at exactly 0.9x missed twice (5e-5); today's rule (median of 5 rounds >= 0.9x) failed 6.3 %
-of the equal pairs. The price is rounds: at that level an exact rank interval needs 16 pairs merely to exist
-(2^-16 < alpha / 2K), so the first look is at 20 and the budget allows 80.
+of the equal pairs. The price is rounds: at that level an exact rank interval needs 16
+pairs merely to exist (2^-16 < alpha / 2K), so the first look is at 20 and the budget
+allows 80.
 
 Limits: the guarantee assumes independent, symmetric pair noise. Load that changes within
 a round in the same direction every time, noise correlated over many rounds, or a
@@ -180,10 +182,12 @@ class _PairedSampler:
     def _sample(self, run, loops):
         self.sync()  # work queued before the sample is not the sample's
         t0 = self.clock()
-        for _ in range(loops):
-            run()
+        # what the calls return lives until the clock is read: freeing it is not timed
+        results = [run() for _ in range(loops)]
         self.sync()
-        return self.clock() - t0
+        elapsed = self.clock() - t0
+        del results
+        return elapsed
 
     def _calibrate(self, run, min_sample):
         loops = 1
