@@ -184,6 +184,20 @@ def test_fast_callables_are_looped_to_the_minimum_sample():
     assert r.time_original == pytest.approx(0.0001) and r.ratio == pytest.approx(2.0)
 
 
+def test_freeing_what_a_call_returns_is_not_timed():
+    m = NoisyMachine(0, noise=0.0, drift=0.0, spike_rate=0.0, burst_rate=0.0)
+
+    class Graph:  # a result that is slow to free
+        def __del__(self):
+            m.work(0.5)
+
+    def convert():
+        m.work(0.03)
+        return Graph()
+    r = measure_speed(convert, m.task(0.03), rounds=6, clock=m.clock)
+    assert r.time_original == pytest.approx(0.03) and r.ratio == pytest.approx(1.0)
+
+
 def test_synchronize_runs_around_every_sample_on_a_wall_clock():
     m, events = NoisyMachine(0), []
 
