@@ -124,7 +124,8 @@ def test_gram_factors_agree_with_numpys_svd(rng, shape):
     m = rng.normal(size=shape)
     a, b, s = qm.truncated_svd(m, energy=1.0)
     np.testing.assert_allclose(s, np.linalg.svd(m, compute_uv=False), rtol=1e-10)
-    assert np.all(np.diff(s) <= 0) and a.shape == (shape[0], s.size) and b.shape == (s.size, shape[1])
+    assert np.all(np.diff(s) <= 0)
+    assert a.shape == (shape[0], s.size) and b.shape == (s.size, shape[1])
     np.testing.assert_allclose(a @ b, m, atol=1e-5)  # full rank reproduces M
     u, sv, vt = np.linalg.svd(m, full_matrices=False)
     for r in range(1, s.size):
