@@ -1,15 +1,17 @@
 """Side-by-side benchmarks of our converters against NNabla's built-ins, in one run.
 
-Each family keeps its own script (bench_bn.py, bench_layout.py); this runs them all and
-prints their ratio tables one after another. Ratios, not absolute times, are the result:
-both sides are measured interleaved in the same process, so machine load cancels out.
+Each family keeps its own script (bench_bn.py, bench_layout.py, bench_rebuild.py,
+bench_low_rank.py); this runs them all and prints their tables one after another. Ratios,
+not absolute times, are the result: both sides of each comparison are timed in paired,
+alternating rounds by gcverify's one timing helper (bench_common.timed), which gives each
+ratio with its 95 % interval, so machine load that hits both sides alike cancels out.
 """
 import argparse
 import importlib
 import os
 import sys
 
-FAMILIES = ("bench_bn", "bench_layout")
+FAMILIES = ("bench_bn", "bench_layout", "bench_rebuild", "bench_low_rank")
 
 
 def main(argv=None):

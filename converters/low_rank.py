@@ -88,6 +88,13 @@ class LowRank(GraphPass):
             return "channel-last convolution"
         return w.d.reshape(w.shape[0], -1)
 
+    def _saves_nothing(self, r, m):
+        """The reason to keep a layer whose rank-r pair would hold as many weights, or ''."""
+        if self.skip_if_larger and r * sum(m.shape) >= m.size:
+            return "rank {} of {} saves nothing ({} -> {} weights)".format(
+                r, min(m.shape), m.size, r * sum(m.shape))
+        return ""
+
     def plan(self, view):
         plans = {}
         for f in view.functions:
@@ -97,13 +104,13 @@ class LowRank(GraphPass):
             if isinstance(m, str):
                 plans[f] = m
                 continue
+            if self.rank is not None:  # the rank is known before decomposing: skip early
+                reason = self._saves_nothing(min(self.rank, min(m.shape)), m)
+                if reason:
+                    plans[f] = reason
+                    continue
             a, b, s = quant_math.truncated_svd(m, self.rank, self.energy)
-            r = a.shape[1]
-            if self.skip_if_larger and r * sum(m.shape) >= m.size:
-                plans[f] = "rank {} of {} saves nothing ({} -> {} weights)".format(
-                    r, s.size, m.size, r * sum(m.shape))
-                continue
-            plans[f] = (a, b, s)
+            plans[f] = self._saves_nothing(a.shape[1], m) or (a, b, s)
         return plans
 
     def rewrite(self, f, inputs, b, plan):

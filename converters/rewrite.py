@@ -21,6 +21,7 @@ import nnabla.function as _functions
 import nnabla.parameter
 import numpy as np
 
+from .fast_rebuild import fast_rebuild
 from .graph_view import GraphView, as_outputs, parameter_names
 
 __all__ = ["GraphPass", "Builder", "Rewrite", "Event", "rebuild", "run_passes", "call_function",
@@ -204,7 +205,15 @@ def rebuild(view, graph_pass, context=None, taken_names=()):
 
 
 def run_passes(passes, outputs, params=None, context=None):
-    """Apply passes in order, each on the previous one's result; returns a :class:`Rewrite`."""
+    """Apply passes in order, each on the previous one's result; returns a :class:`Rewrite`.
+
+    Runs under :func:`fast_rebuild` (NNabla's failing imports short-circuited, the cyclic
+    collector paused): both are undone exactly when it returns or raises."""
+    with fast_rebuild():
+        return _run_passes(passes, outputs, params, context)
+
+
+def _run_passes(passes, outputs, params, context):
     single = isinstance(outputs, nn.Variable)
     names = parameter_names(params)
     input_map, new_params, events, var_map = {}, {}, [], None

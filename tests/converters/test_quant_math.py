@@ -109,3 +109,48 @@ def test_truncated_svd_error_is_the_discarded_singular_values(rng):
                                    rtol=1e-5)
     with pytest.raises(ValueError, match="matrix"):
         qm.truncated_svd(np.ones(3), rank=1)
+
+
+def _spectrum_matrix(rng, shape, s):
+    """A matrix of ``shape`` with singular values ``s`` (padded with zeros)."""
+    u, _ = np.linalg.qr(rng.normal(size=(shape[0], shape[0])))
+    v, _ = np.linalg.qr(rng.normal(size=(shape[1], shape[1])))
+    k = min(shape)
+    return (u[:, :k] * np.pad(s, (0, k - len(s)))) @ v[:, :k].T
+
+
+@pytest.mark.parametrize("shape", [(64, 20), (20, 64), (33, 33), (1, 7), (7, 1)])
+def test_gram_factors_agree_with_numpys_svd(rng, shape):
+    m = rng.normal(size=shape)
+    a, b, s = qm.truncated_svd(m, energy=1.0)
+    np.testing.assert_allclose(s, np.linalg.svd(m, compute_uv=False), rtol=1e-10)
+    assert np.all(np.diff(s) <= 0)
+    assert a.shape == (shape[0], s.size) and b.shape == (s.size, shape[1])
+    np.testing.assert_allclose(a @ b, m, atol=1e-5)  # full rank reproduces M
+    u, sv, vt = np.linalg.svd(m, full_matrices=False)
+    for r in range(1, s.size):
+        a, b, _ = qm.truncated_svd(m, rank=r)
+        best = (u[:, :r] * sv[:r]) @ vt[:r]  # Eckart-Young's M_r (gaps: unique)
+        np.testing.assert_allclose(a @ b, best, atol=1e-5 * sv[0])
+        # the discarded energy, and balanced factors as numpy's U sqrt(s), sqrt(s) V^T
+        np.testing.assert_allclose(np.linalg.norm(m - a @ b), np.sqrt(np.sum(sv[r:] ** 2)),
+                                   rtol=1e-5)
+        np.testing.assert_allclose(np.linalg.norm(a, axis=0), np.sqrt(sv[:r]), rtol=1e-5)
+        np.testing.assert_allclose(np.linalg.norm(b, axis=1), np.sqrt(sv[:r]), rtol=1e-5)
+
+
+def test_gram_factors_of_a_decaying_and_rank_deficient_spectrum(rng):
+    s_true = np.array([10.0, 3.0, 1.0, 1e-2, 1e-4])  # then zeros: rank 5 of 30
+    m = _spectrum_matrix(rng, (40, 30), s_true)
+    a, b, s = qm.truncated_svd(m, energy=1.0)
+    np.testing.assert_allclose(s[:5], s_true, rtol=1e-6)
+    assert np.all(s[5:] < 1e-7 * s[0])  # exact zeros come out as rounding, not noise
+    assert np.isfinite(a).all() and np.isfinite(b).all()
+    np.testing.assert_allclose(a @ b, m, atol=1e-5 * s[0])
+    for r in (1, 3, 5):
+        a, b, _ = qm.truncated_svd(m, rank=r)
+        error = np.linalg.norm(m - a.astype(np.float64) @ b)
+        bound = np.sqrt(np.sum(s_true[r:] ** 2))
+        assert abs(error - bound) <= 1e-5 * bound + 1e-6 * s[0]
+    a, b, s = qm.truncated_svd(np.zeros((6, 4)), rank=2)
+    assert np.all(a @ b == 0) and np.all(s == 0) and np.isfinite(a).all()
