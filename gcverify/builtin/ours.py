@@ -14,14 +14,18 @@ from ..core.expectations import TOLERANCES, VOLTA, Adds, Functions, Removes, Spe
 from ..core.layouts import channel_first_perm, channel_last_perm, compose_perms
 from ..core.registry import ConverterSpec
 from ..verify.execution import feed
+from ..verify.keep_rules import bn_fold_keep, bn_fold_opposite_keep, bn_inference_keep
 
 __all__ = ["OURS", "CHANNEL_FIRST_OPS", "CHANNEL_LAST_OPS", "FIXED_POINT_OPTIONS", "LAYOUT_TYPES",
-           "NO_BN", "CPU_NOT_SLOWER", "TENSOR_CORE", "spec_of"]
+           "NO_BN", "NO_BN_LINEAR", "NO_BN_OPPOSITE", "CPU_NOT_SLOWER", "TENSOR_CORE", "spec_of"]
 
 LAYOUT_TYPES = ("Convolution", "Deconvolution", "MaxPooling", "AveragePooling", "SumPooling")
 CHANNEL_FIRST_OPS = tuple(Functions.of(t, channel_last=False) for t in LAYOUT_TYPES)
 CHANNEL_LAST_OPS = tuple(Functions.of(t, channel_last=True) for t in LAYOUT_TYPES)
-NO_BN = (Removes(Functions("BatchNormalization")),)
+# every BN gone, but those the verifier's own rule finds a reason to keep (and the converter says why)
+NO_BN = (Removes(Functions("BatchNormalization"), may_keep=bn_fold_keep),)
+NO_BN_LINEAR = (Removes(Functions("BatchNormalization"), may_keep=bn_inference_keep),)
+NO_BN_OPPOSITE = (Removes(Functions("BatchNormalization"), may_keep=bn_fold_opposite_keep),)
 # BN folding removes one op per BN; on CPU it must not be slower than the original.
 CPU_NOT_SLOWER = (Speed("cpu", min_ratio=0.9),)
 # TensorCores want NHWC: on Volta+ in half precision channel-last must clearly win.
@@ -165,7 +169,7 @@ _CHANNEL_ROUNDTRIP = _spec(channel_roundtrip, tolerance=TOLERANCES["exact"],
 
 OURS = (
     _BN_FOLD,
-    _spec(bn_linear, layers=NO_BN, speed=CPU_NOT_SLOWER),
+    _spec(bn_linear, layers=NO_BN_LINEAR, speed=CPU_NOT_SLOWER),
     _CHANNEL_LAST,
     _CHANNEL_LAST.variant("bn_fold_channel_last", dict(fold_bn=True),
                           layers=NO_BN + _CHANNEL_LAST.layers,
@@ -177,10 +181,9 @@ OURS = (
           layers=(Adds((Functions("QuantizeLinear"), Functions("DequantizeLinear"))),)),
     _spec(low_rank, layers=(Adds((Functions("Affine"), Functions("Convolution"))),)),
     _spec(identity, tolerance=TOLERANCES["exact"], layers=(Unchanged(),)),
-    # where exact, BN folds into the *following* layer; in the zoo every such BN forks or
-    # meets padding and is rightly kept (the fuzzer sees exact folds), so the matrix checks
-    # the numbers and that nothing else changed, where NNabla's peer overwrites weights
-    _BN_FOLD.variant("bn_fold_opposite", dict(opposite=True), layers=(), speed=(),
+    # where exact, BN folds into the *following* layer; every BN it keeps must be one the
+    # verifier's own rule cannot fold either (forks, zero padding, no absorbing reader)
+    _BN_FOLD.variant("bn_fold_opposite", dict(opposite=True), layers=NO_BN_OPPOSITE, speed=(),
                      description="BN folded into the following layer where exact "
                                  "(BatchNormalizationFoldingModifier(opposite=True))"),
     _CHANNEL_ROUNDTRIP.variant("channel_roundtrip_unrestored", dict(restore_outputs=False),

@@ -13,7 +13,8 @@ from ..core.conversion import Conversion
 from ..core.expectations import TOLERANCES, Removes
 from ..core.model import scope_holding
 from ..core.registry import ConverterSpec
-from .ours import CHANNEL_FIRST_OPS, CHANNEL_LAST_OPS, CPU_NOT_SLOWER, NO_BN, TENSOR_CORE
+from .ours import CHANNEL_FIRST_OPS, CHANNEL_LAST_OPS, CPU_NOT_SLOWER, NO_BN, NO_BN_LINEAR, NO_BN_OPPOSITE, \
+    TENSOR_CORE
 
 __all__ = ["PEERS", "run_nnabla", "nnabla_bn_fold", "nnabla_bn_self_fold",
            "nnabla_channel_last", "nnabla_channel_roundtrip"]
@@ -69,9 +70,10 @@ _peer = ConverterSpec.from_function
 
 PEERS = (
     _peer(nnabla_bn_fold, "peer", layers=NO_BN, speed=CPU_NOT_SLOWER),
-    _peer(nnabla_bn_fold, "peer").variant("nnabla_bn_fold_opposite", dict(opposite=True),
-                                          description="NNabla 1.39 BatchNormalizationFoldingModifier(opposite=True)"),
-    _peer(nnabla_bn_self_fold, "peer", layers=NO_BN, speed=CPU_NOT_SLOWER),
+    _peer(nnabla_bn_fold, "peer", layers=NO_BN_OPPOSITE).variant(
+        "nnabla_bn_fold_opposite", dict(opposite=True),
+        description="NNabla 1.39 BatchNormalizationFoldingModifier(opposite=True)"),
+    _peer(nnabla_bn_self_fold, "peer", layers=NO_BN_LINEAR, speed=CPU_NOT_SLOWER),
     _peer(nnabla_channel_last, "peer", layers=tuple(Removes(w) for w in CHANNEL_FIRST_OPS),
           cpu_emulation=True, speed=TENSOR_CORE),
     _peer(nnabla_channel_roundtrip, "peer", tolerance=TOLERANCES["exact"],

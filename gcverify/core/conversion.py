@@ -16,7 +16,8 @@ class Conversion:
     ``var_map`` maps original variables to the converted graph's (for locating the first
     diverging function); ``parameters`` names the converted graph's parameters (model
     parameters plus new ones); ``events`` are what the converter reported doing (our
-    converters' ``Rewrite.events``: folded, kept with a reason, ...).
+    converters' ``Rewrite.events``: folded, kept with a reason, ...); ``notes`` are lines the
+    row should show (e.g. which inputs a layout conversion converted).
     """
 
     outputs: List[object]
@@ -28,6 +29,7 @@ class Conversion:
     input_perms: Optional[list] = None
     input_data: Optional[list] = None
     output_perms: Optional[list] = None
+    notes: List[str] = field(default_factory=list)
 
     @property
     def params(self):

@@ -5,13 +5,15 @@ Every build runs inside a private parameter scope (:func:`build_privately`), so 
 model never touches NNabla's global parameter scope; every model without data of its own is
 fed :func:`seeded_inputs`.
 """
+import fnmatch
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .running import evaluate, feed
 
-__all__ = ["Model", "ModelSpec", "model", "build_privately", "scope_holding", "seeded_inputs", "MODEL_MARK"]
+__all__ = ["Model", "ModelSpec", "model", "build_privately", "flat_parameters", "scope_holding",
+           "seeded_inputs", "MODEL_MARK"]
 
 MODEL_MARK = "__gcverify_model__"
 
@@ -24,6 +26,10 @@ class Model:
     every other leaf the outputs read is a parameter (named in ``params``, or in a weight
     slot of its function) or a constant the graph holds. ``tolerance`` maps a converter
     name (or ``"*"``) to overrides such as ``{"atol": 1e-4, "rtol": 1e-3}``.
+    ``accept_kept`` maps a converter name or glob (``"bn_fold*"``) to the functions this
+    model accepts that converter keeping: a type name (``"BatchNormalization"``) or a glob of
+    descriptions (``"BatchNormalization 'concat-bn*'"``), for keeps the verifier cannot
+    judge valid on its own.
     """
 
     name: str
@@ -33,6 +39,15 @@ class Model:
     params: Dict[str, object] = field(default_factory=dict)
     tolerance: Dict[str, dict] = field(default_factory=dict)
     description: str = ""
+    accept_kept: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
+
+    def accepts_kept(self, converter, type_name, description):
+        """Whether this model accepts ``converter`` keeping the function ``description``."""
+        for key, patterns in self.accept_kept.items():
+            if fnmatch.fnmatchcase(converter, key):
+                if any(p == type_name or fnmatch.fnmatchcase(description, p) for p in patterns):
+                    return True
+        return False
 
     def feed(self, inputs=None):
         """Put the seeded input data into ``inputs`` (default: the model's own inputs)."""
@@ -55,9 +70,21 @@ def build_privately(fn, *args, **kwargs):
     scope = OrderedDict()
     with nn.parameter_scope("", scope):
         result = fn(*args, **kwargs)
-    with nn.parameter_scope("", scope):
-        params = nn.get_parameters(grad_only=False)
-    return result, dict(params)
+    return result, flat_parameters(scope)
+
+
+def flat_parameters(scope):
+    """``{"a/b/W": Variable}`` of a (nested) parameter scope. Unlike NNabla's
+    ``get_parameters`` it skips entries that are no Variable (NNabla's nnp loader publishes
+    a parameter no function uses as None) instead of failing an assertion."""
+    import nnabla as nn
+    flat = {}
+    for key, value in scope.items():
+        if isinstance(value, nn.Variable):
+            flat[key] = value
+        elif isinstance(value, dict):
+            flat.update({key + "/" + k: v for k, v in flat_parameters(value).items()})
+    return flat
 
 
 def scope_holding(params):
@@ -92,6 +119,7 @@ class ModelSpec:
     description: str = ""
     default: bool = False
     tolerance: Optional[dict] = None
+    accept_kept: Optional[dict] = None
 
     def build(self, seed=0):
         built, params = build_privately(_call_builder, self.builder, seed)
@@ -100,6 +128,7 @@ class ModelSpec:
             built.outputs = _check_variables(self.name, "outputs", built.outputs)
             built.params = built.params or params
             built.tolerance = {**(self.tolerance or {}), **built.tolerance}
+            built.accept_kept = {**_keeps(self.accept_kept), **_keeps(built.accept_kept)}
             return built
         try:
             inputs, outputs = built
@@ -109,7 +138,12 @@ class ModelSpec:
         inputs = _check_variables(self.name, "inputs", inputs, allow_empty=True)
         outputs = _check_variables(self.name, "outputs", outputs)
         return Model(self.name, inputs, outputs, seeded_inputs(inputs, seed), params,
-                     dict(self.tolerance or {}), self.description)
+                     dict(self.tolerance or {}), self.description, _keeps(self.accept_kept))
+
+
+def _keeps(accept_kept):
+    """``{converter glob: (pattern, ...)}`` from what a registration gave (a string is one pattern)."""
+    return {k: (v,) if isinstance(v, str) else tuple(v) for k, v in (accept_kept or {}).items()}
 
 
 def _call_builder(builder, seed):
@@ -139,13 +173,16 @@ def _check_variables(model_name, role, values, allow_empty=False):
     return values
 
 
-def model(name=None, *, description="", default=False, tolerance=None):
+def model(name=None, *, description="", default=False, tolerance=None, accept_kept=None):
     """Mark a builder function as a gcverify model (collected from conftest.py files).
 
-    The builder takes an optional ``seed`` and returns a :class:`Model` or ``(inputs, outputs)``.
+    The builder takes an optional ``seed`` and returns a :class:`Model` or ``(inputs, outputs)``:
+    the inputs it returns are what gets fed; every other leaf is a parameter or a constant.
+    ``default=True`` puts it in the default matrix (registered defaults replace the zoo's);
+    ``accept_kept``: see :class:`Model`.
     """
     def mark(fn):
         setattr(fn, MODEL_MARK, ModelSpec(name or fn.__name__, fn, description or (fn.__doc__ or "").strip(),
-                                          default, tolerance))
+                                          default, tolerance, accept_kept))
         return fn
     return mark

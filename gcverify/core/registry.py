@@ -96,7 +96,10 @@ class NamedRegistry:
 
 class ModelRegistry(NamedRegistry):
     """Known models; resolves names, then each resolver in turn (``.nnp`` paths,
-    ``package.module:builder`` specs). A resolver is ``resolve(token) -> ModelSpec or None``."""
+    ``package.module:builder`` specs). A resolver is ``resolve(token) -> ModelSpec or None``.
+
+    The default set is the ``default=True`` models registered after construction (a
+    project's own, from its conftest), else those given at construction (the zoo's)."""
 
     spec_type, mark, what, target = ModelSpec, MODEL_MARK, "model", "builder"
     unknown_error = UnknownModelError
@@ -104,6 +107,7 @@ class ModelRegistry(NamedRegistry):
     def __init__(self, specs=(), resolvers=()):
         super().__init__(specs)
         self.resolvers = list(resolvers) + [import_resolver]
+        self._built_in = set(self._specs)
 
     def coerce(self, obj):
         if callable(obj) and not isinstance(getattr(obj, MODEL_MARK, None), ModelSpec) \
@@ -112,7 +116,9 @@ class ModelRegistry(NamedRegistry):
         return super().coerce(obj)
 
     def default_names(self):
-        return [n for n, s in self._specs.items() if s.default]
+        defaults = [n for n, s in self._specs.items() if s.default]
+        registered = [n for n in defaults if n not in self._built_in]
+        return registered or defaults
 
     def resolve(self, token):
         token = token.strip()

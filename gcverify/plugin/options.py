@@ -28,7 +28,13 @@ OPTIONS = (
     ("--gc-graphs", "gc_graphs", "write DOT (and SVG with graphviz) of each graph before/after "
      "conversion into this directory", ""),
     ("--gc-seed", "gc_seed", "seed of model parameters and inputs", "0"),
-    ("--gc-speed-repeats", "gc_speed_repeats", "timed rounds per speed check (interleaved)", "5"),
+    ("--gc-speed-repeats", "gc_speed_repeats", "most paired rounds per speed check (it stops as soon "
+     "as the verdict is confident)", "80"),
+    ("--gc-speed-seconds", "gc_speed_seconds", "most CPU (or GPU wall) seconds per speed check", "20"),
+    ("--gc-speed-strict", "gc_speed_strict", "yes: an inconclusive speed verdict fails too (for quiet "
+     "benchmark machines)", "no"),
+    ("--gc-speed-peers", "gc_speed_peers", "yes: time NNabla's peers too (their speed is shown, "
+     "never ours to fix)", "no"),
     ("--gc-error-factor", "gc_error_factor", "baseline: allowed growth factor of errors", "4"),
     ("--gc-speed-margin", "gc_speed_margin", "baseline: allowed relative drop of speed ratios",
      "0.25"),
@@ -51,7 +57,10 @@ class Settings:
     gpus: Optional[List[int]] = None
     graphs: Optional[str] = None
     seed: int = 0
-    speed_repeats: int = 5
+    speed_repeats: int = 80
+    speed_seconds: float = 20.0
+    speed_strict: bool = False
+    speed_peers: bool = False
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     @classmethod
@@ -76,6 +85,8 @@ class Settings:
         return cls(tokens, devices, chosen, paths["gc_report"], get("gc_baseline") or None,
                    paths["gc_save_baseline"], gpus, graphs,
                    _number(get, "gc_seed", int, 0), _number(get, "gc_speed_repeats", int, 1),
+                   _number(get, "gc_speed_seconds", float, 0.0), _yes(get, "gc_speed_strict"),
+                   _yes(get, "gc_speed_peers"),
                    Thresholds(error_factor=_number(get, "gc_error_factor", float, 1.0),
                               speed_margin=_number(get, "gc_speed_margin", float, 0.0)))
 
@@ -98,6 +109,13 @@ def _output_paths(get):
             except ReportFileError as e:
                 raise SettingsError(str(e)) from None
     return paths
+
+
+def _yes(get, key):
+    raw = str(get(key) or "no").strip().lower()
+    if raw not in ("yes", "no", "true", "false", "1", "0", "on", "off"):
+        raise SettingsError("--{} takes yes or no, got {!r}".format(key.replace("_", "-"), raw))
+    return raw in ("yes", "true", "1", "on")
 
 
 def _number(get, key, kind, minimum):

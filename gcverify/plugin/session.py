@@ -13,6 +13,7 @@ from ..report.baseline import Baseline
 from ..report.files import ReportFileError
 from ..verify.case import CaseSettings
 from ..verify.devices import Device
+from ..verify.model_facts import FactsCache
 from .options import Settings, SettingsError
 
 __all__ = ["Session", "Case", "ModelCache"]
@@ -57,6 +58,7 @@ class Session:
         self.settings = None
         self._cache = None
         self._baseline = None
+        self._facts = FactsCache()
 
     def add_marked(self, module):
         """Models and converters marked in a conftest module."""
@@ -89,8 +91,9 @@ class Session:
 
     def case_settings(self):
         s = self.settings
-        return CaseSettings(speed_repeats=s.speed_repeats, baseline=self._baseline,
-                            thresholds=s.thresholds, graphs=s.graphs)
+        return CaseSettings(speed_rounds=s.speed_repeats, speed_seconds=s.speed_seconds,
+                            speed_strict=s.speed_strict, speed_peers=s.speed_peers, baseline=self._baseline,
+                            thresholds=s.thresholds, graphs=s.graphs, facts=self._facts)
 
     def cases(self):
         s = self.settings

@@ -32,6 +32,7 @@ class Row:
     # the verdict
     outcome: Optional[str] = None        # passed, failed, xfailed, xpassed, skipped, crashed
     message: Optional[str] = None
+    notes: Optional[List[str]] = None    # facts a reader should know (stochastic model, inputs converted...)
     # numbers: the tolerance and what was measured against it
     tolerance: Optional[str] = None
     tolerance_preset: Optional[str] = None
@@ -52,12 +53,19 @@ class Row:
     histogram_after: Optional[Dict[str, int]] = None
     removed: Optional[Dict[str, int]] = None
     added: Optional[Dict[str, int]] = None
+    functions_changed: Optional[int] = None  # of the original's functions: altered or removed
+    functions_added: Optional[int] = None
+    kept: Optional[List[str]] = None     # each function a layer rule wanted gone that stayed, and why
     # time
     conversion_time: Optional[float] = None
     first_forward_time: Optional[float] = None
     time_original: Optional[float] = None
     time_converted: Optional[float] = None
     speed_ratio: Optional[float] = None
+    speed_low: Optional[float] = None    # the ratio's confidence interval
+    speed_high: Optional[float] = None
+    speed_rounds: Optional[int] = None
+    speed_verdict: Optional[str] = None  # met, missed, inconclusive, not judged
     speed_judged: Optional[bool] = None
     speed_note: Optional[str] = None
     # comparisons and files

@@ -1,14 +1,18 @@
 """One case of the matrix, (converter, model, device), run with every check into a Row.
 
 For every case the model is copied faithfully (:mod:`.model_copy`: new inputs, every
-parameter and constant copied, functions created on the case's device), so a converter that
-mutates its input can never spoil the next case, and the copy is what "the original" means:
-its fresh forward is the reference, and it must be unchanged after the conversion. Then:
-convert (timed), check the original is untouched (:mod:`.snapshot`), check the wiring and
-the layer rules, evaluate the converted graph (through the CPU channel-last emulation where
-needed), compare numbers (locating the first diverging function on failure), time both
-graphs where a speed expectation applies, and compare with the baseline. A peer's failures
-are expected (the plugin turns them into xfail with the diagnosis).
+parameter and constant copied, random functions with fixed seeds, functions created on the
+case's device), so a converter that mutates its input can never spoil the next case, and
+the copy is what "the original" means: it computes the model's reference outputs (measured
+once per model and device, :mod:`.model_facts`), and it must be unchanged after the
+conversion. A model on which a comparison proves nothing (no output depends on the input)
+fails every case with that reason. Then: convert (timed), check the original is untouched
+(:mod:`.snapshot`), check the wiring, the random functions and the layer rules (every kept
+function judged, :mod:`.structure`), evaluate the converted graph (through the CPU
+channel-last emulation where needed), compare numbers (locating the first diverging
+function on failure, and naming constants the conversion no longer reads), time both graphs
+where a speed expectation applies (:mod:`.timing`: met, missed or inconclusive), and compare
+with the baseline. A peer's failures are expected (the plugin turns them into xfail).
 """
 import time
 import traceback
@@ -22,16 +26,18 @@ import numpy as np
 from converters.graph_view import GraphView
 
 from ..core.conversion import as_conversion
+from ..core.running import evaluate, feed
 from ..report.baseline import Thresholds
 from ..report.files import environment
 from ..report.row import Row
-from .execution import evaluate, feed, feed_conversion, guess_layouts, run_conversion, runnable_outputs
+from .execution import feed_conversion, guess_layouts, run_conversion, runnable_outputs
 from .model_copy import copy_model
+from .model_facts import FactsCache
 from .numeric import locate_divergence, numeric_check
 from .results import CheckResult
-from .snapshot import Snapshot
-from .speed import speed_check, time_interleaved
-from .structure import layer_check, wiring_check
+from .snapshot import Snapshot, describe_leaf
+from .speed import speed_check
+from .structure import changed_functions, layer_check, random_functions_check, wiring_check
 
 __all__ = ["CaseSettings", "Verdict", "run_case", "convert_model", "divergence", "untouched_check"]
 
@@ -40,14 +46,19 @@ MAX_FAILURES_SHOWN = 4
 
 @dataclass(frozen=True)
 class CaseSettings:
-    """How cases run: timed rounds of speed checks, the baseline (a
-    :class:`~gcverify.report.baseline.Baseline`) and its thresholds, a directory for graph
-    pictures."""
+    """How cases run: the budget of speed checks (paired rounds, seconds) and whether an
+    inconclusive speed verdict fails (``speed_strict``, for quiet benchmark machines), the
+    baseline (a :class:`~gcverify.report.baseline.Baseline`) and its thresholds, a directory
+    for graph pictures, and the per-process cache of model facts."""
 
-    speed_repeats: int = 5
+    speed_rounds: int = 80
+    speed_seconds: float = 20.0
+    speed_strict: bool = False
+    speed_peers: bool = False
     baseline: object = None
     thresholds: Thresholds = Thresholds()
     graphs: Optional[str] = None
+    facts: FactsCache = field(default_factory=FactsCache)
 
 
 @dataclass
@@ -107,14 +118,22 @@ def run_case(spec, load_model, device, case_id, model_label, settings=CaseSettin
     ctx = device.context()
     with nn.context_scope(ctx):
         try:  # the model itself must build, copy and run before a converter can be judged
-            original = copy_model(load_model(), ctx)
-            reference = evaluate(original.outputs, original.inputs, original.input_data)
+            model = load_model()
+            facts = settings.facts.get(model, device.label, ctx)
+            original = copy_model(model, ctx)
+            if facts.stochastic:  # its first draws are the reference's: keep both graphs in step
+                evaluate(original.outputs, original.inputs, original.input_data)
         except Exception as e:
             verdict.peer = False  # not the peer's fault: fail, do not xfail
-            verdict.fail("model {!r} could not be built and run: {}: {}".format(
-                model_label, type(e).__name__, e))
+            verdict.fail("the model could not be built and run: {}: {}".format(type(e).__name__, e))
             return verdict
-        _run(spec, device, original, reference, verdict, settings)
+        row.notes = facts.notes() or None
+        vacuous = facts.vacuous()
+        if vacuous:
+            verdict.peer = False
+            verdict.fail(CheckResult("reference", False, vacuous))
+            return verdict
+        _run(spec, device, original, facts, verdict, settings)
     return verdict
 
 
@@ -127,8 +146,9 @@ def untouched_check(before, original):
                        [p.message for p in problems[1:]])
 
 
-def _run(spec, device, original, reference, verdict, settings):
+def _run(spec, device, original, facts, verdict, settings):
     row = verdict.row
+    reference = facts.reference
     tol = spec.tolerance_for(original)
     row.tolerance, row.tolerance_preset = tol.describe(), tol.name
     before = Snapshot.take(original.outputs, original.params, original.inputs)
@@ -143,13 +163,17 @@ def _run(spec, device, original, reference, verdict, settings):
     if not untouched.passed:
         verdict.fail(untouched)
     converted_view = GraphView(conversion.outputs, conversion.parameters)
-    wiring = wiring_check(converted_view, conversion.inputs)
-    if not wiring.passed:
-        verdict.fail(wiring)
-    layers = layer_check(original_view, converted_view, spec.layers)
+    constants = [v for v in original_view.inputs if v not in set(original.inputs)]
+    for check in (wiring_check(converted_view, conversion.inputs, constants + list(original_view.parameters)),
+                  random_functions_check(original_view, converted_view)):
+        if not check.passed:
+            verdict.fail(check)
+    layers = layer_check(original_view, converted_view, spec.layers, conversion,
+                         lambda kind, name: original.accepts_kept(spec.name, kind, name))
     row.update(layers.figures)
-    if not layers.passed:  # say why the converter left what the rules wanted gone
-        layers.details[len(spec.layers):len(spec.layers)] = _kept(conversion.events)
+    row.functions_changed, row.functions_added = changed_functions(original_view, converted_view)
+    row.notes = (row.notes or []) + list(conversion.notes) or None
+    if not layers.passed:
         verdict.fail(layers)
     _write_graphs(settings, row, original, conversion)
     outputs = conversion.outputs
@@ -168,16 +192,17 @@ def _run(spec, device, original, reference, verdict, settings):
         if conversion.var_map and outputs is conversion.outputs:
             where = divergence(original, conversion, tol, original_view)
             numeric.details.insert(0, where or "first divergence: no intermediate could be compared")
+        numeric.details[:0] = _constants_gone(original_view, converted_view, constants, original.inputs)
         verdict.fail(numeric)
     _speed(spec, device, original, conversion, outputs, verdict, settings)
     _baseline(settings, verdict)
 
 
-def _kept(events, limit=3):
-    """What the converter reports it left alone, and why (our converters' Rewrite events)."""
-    kept = [e for e in events if getattr(e, "action", None) == "kept"]
-    lines = ["kept {}: {}".format(e.function, e.reason) for e in kept[:limit]]
-    return lines + (["... and {} more kept".format(len(kept) - limit)] if len(kept) > limit else [])
+def _constants_gone(original_view, converted_view, constants, inputs):
+    """Lines naming each constant of the original that the converted graph no longer reads."""
+    read = set(converted_view.inputs) | set(converted_view.parameters)
+    return ["{} is not read by the converted graph (dropped or replaced)".format(
+        describe_leaf(original_view, v, inputs)) for v in constants if v not in read]
 
 
 def divergence(original, conversion, tol, view):
@@ -197,6 +222,9 @@ def _speed(spec, device, original, conversion, outputs, verdict, settings):
     expectation = spec.speed_on(device.name)
     if expectation is None or outputs is not conversion.outputs:
         return  # no expectation here, or only an emulation of the real graph runs here
+    if spec.kind == "peer" and not settings.speed_peers:
+        verdict.row.speed_note = "NNabla's peer: not timed (--gc-speed-peers=yes times it)"
+        return
     reason = device.speed_unavailable(expectation)
     if reason:
         verdict.row.speed_note = reason
@@ -208,10 +236,8 @@ def _speed(spec, device, original, conversion, outputs, verdict, settings):
             conversion, _ = convert_model(spec, original)
     feed(original.inputs, original.input_data)
     feed_conversion(conversion, original.input_data)
-    t_a, t_b = time_interleaved(lambda: nn.forward_all(list(original.outputs)),
-                                lambda: nn.forward_all(list(conversion.outputs)),
-                                device.synchronizer(), warmup=1, repeats=settings.speed_repeats)
-    result = speed_check(t_a, t_b, expectation)
+    result = speed_check(lambda: nn.forward_all(list(original.outputs)),
+                         lambda: nn.forward_all(list(conversion.outputs)), expectation, device, settings)
     verdict.row.update(result.figures)
     if not result.passed:
         verdict.fail(result)

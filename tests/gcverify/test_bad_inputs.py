@@ -266,12 +266,11 @@ def test_a_graph_that_is_only_its_input_stays_in_its_layout():
 # --- 5. an empty, corrupt or missing .nnp through ModelRegistry --------------------------------
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", b"not an nnp at all\n"],
                          ids=["empty", "truncated", "text"])
-def test_a_broken_nnp_is_named_when_built_and_nothing_is_registered(tmp_path, content):
+def test_a_broken_nnp_is_named_when_resolved_and_nothing_is_registered(tmp_path, content):
     path = tmp_path / "broken.nnp"
     path.write_bytes(content)
-    spec = default_models().resolve(str(path))
-    with pytest.raises(NnpLoadError, match="cannot read '{}' as an .nnp file".format(path)):
-        spec.build()
+    with pytest.raises(NnpLoadError, match=r"not a readable \.nnp file \(.*\): {}".format(path)):
+        default_models().resolve(str(path))
     assert path.read_bytes() == content
 
 

@@ -45,16 +45,16 @@ def _training_model(seed=0):
 
 
 # --- 3. a training-mode BN in a matrix row --------------------------------------------------
-def test_the_matrix_row_of_a_training_bn_says_why_it_stayed():
+def test_the_matrix_row_of_a_training_bn_passes_and_says_why_it_stayed():
     session = Session()
     session.models.add(ModelSpec("training", _training_model))
     session.configure(_options(gc_models="training", gc_converters="bn_fold"))
     with pytest.warns(GC.ConversionWarning, match="batch_stat=True"):
         verdict = verify_case(session, Case("bn_fold", "training", "training", "cpu"))
-    assert verdict.failures, verdict.row
-    lines = verdict.failures[0].splitlines()
-    assert lines[0].startswith("[layers] layer expectations not met: BatchNormalization: 1 -> 1")
-    assert any("kept BatchNormalization 'bn1/bn': batch_stat=True (training mode)" in line for line in lines)
+    assert verdict.failures == [], verdict.message()  # keeping it is right, and the verifier agrees
+    assert verdict.row.kept == ["kept BatchNormalization 'bn1/bn': batch_stat=True (training mode): it "
+                                "normalizes with batch statistics, so folding the running statistics would "
+                                "change its output (valid: it normalizes with batch statistics (batch_stat=True))"]
 
 
 # --- 6. unknown names ---------------------------------------------------------------------------
@@ -171,19 +171,17 @@ def test_a_write_that_fails_after_the_checks_keeps_the_old_file(tmp_path, monkey
 
 # === pytest sessions ==========================================================================
 # --- 5. empty, corrupt or missing .nnp through --gc-models -----------------------------------
-def test_broken_nnp_files_fail_their_rows_naming_the_file(project):
-    (project.path / "empty.nnp").write_bytes(b"")
-    (project.path / "corrupt.nnp").write_bytes(b"PK\x03\x04 not really a zip")
-    result = project.runpytest("--gc-models=empty.nnp,corrupt.nnp", "--gc-converters=identity,nnabla_bn_fold",
+@pytest.mark.parametrize("content, reason", [
+    (b"", "not a readable .nnp file (BadZipFile: File is not a zip file): empty.nnp"),
+    (b"PK\x03\x04 not really a zip", "not a readable .nnp file (BadZipFile: *): empty.nnp")])
+def test_a_broken_nnp_is_a_usage_error_at_start_naming_the_file_and_the_reason(project, content, reason):
+    (project.path / "empty.nnp").write_bytes(content)
+    result = project.runpytest("--gc-models=tiny,empty.nnp", "--gc-converters=identity,nnabla_bn_fold",
                                "--gc-report=r.json")
-    result.assert_outcomes(failed=4)  # a model that cannot load fails even the peers' rows
-    result.stdout.fnmatch_lines([
-        "*model 'empty.nnp' could not be built and run: NnpLoadError: cannot read 'empty.nnp' as an .nnp file*",
-        "*model 'corrupt.nnp' could not be built and run: NnpLoadError: cannot read 'corrupt.nnp'*"])
-    rows = json.loads((project.path / "r.json").read_text())["rows"]
-    assert sorted((r["model"], r["outcome"]) for r in rows) == [
-        ("corrupt.nnp", "failed"), ("corrupt.nnp", "failed"), ("empty.nnp", "failed"), ("empty.nnp", "failed")]
-    assert (project.path / "empty.nnp").read_bytes() == b""
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*gcverify: " + reason + "*"])
+    assert not (project.path / "r.json").exists()  # nothing ran, nothing was written
+    assert (project.path / "empty.nnp").read_bytes() == content
 
 
 def test_a_missing_nnp_is_a_usage_error_naming_the_path(project):

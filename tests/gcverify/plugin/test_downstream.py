@@ -78,8 +78,11 @@ def test_downstream_device_parametrisation_skips_missing_cudnn(downstream):
     result.stdout.fnmatch_lines(["*cudnn unavailable*"])
 
 
-def test_downstream_suite_without_options_uses_the_default_models(downstream):
+def test_a_projects_default_models_replace_the_zoos_default_set(downstream):
     downstream.makepyfile(test_suite=SUITE)
     result = downstream.runpytest("--collect-only", "-q", "--gc-converters=identity")
     ids = {line.split("[")[1].rstrip("]") for line in result.outlines if "test_conversion[" in line}
-    assert "identity-tiny-cpu" in ids and "identity-lenet-cpu" in ids
+    assert ids == {"identity-tiny-cpu"}  # its default=True model, not the zoo's seven besides
+    result = downstream.runpytest("--collect-only", "-q", "--gc-converters=identity", "--gc-models=tiny,lenet")
+    ids = {line.split("[")[1].rstrip("]") for line in result.outlines if "test_conversion[" in line}
+    assert ids == {"identity-tiny-cpu", "identity-lenet-cpu"}  # the zoo's are still there by name

@@ -103,13 +103,18 @@ def test_a_wrong_conversion_fails_with_numbers_and_the_diverging_function(projec
         "*relu_to_leaky*tiny*cpu*failed*[[]numeric] outputs differ*"])
 
 
-def test_a_model_that_cannot_build_fails_every_row_even_peers(project, downstream_conftest):
+def test_a_model_that_cannot_build_fails_every_row_even_peers_and_is_built_once(project, downstream_conftest):
     project.makeconftest(downstream_conftest + '''
 
 @gcverify.model("broken")
 def broken(seed=0):
+    with open("builds.txt", "a") as f:
+        f.write("built\\n")
     raise RuntimeError("weights file missing")
 ''')
-    result = project.runpytest("--gc-models=broken", "--gc-converters=identity,nnabla_bn_fold")
-    result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*model 'broken' could not be built and run: RuntimeError: weights file missing*"])
+    result = project.runpytest("--gc-models=broken", "--gc-converters=identity,nnabla_bn_fold,bn_fold")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["*the model could not be built and run: RuntimeError: weights file missing*"])
+    # the row's note leads with the reason, not with a path that would push it out of the column
+    result.stdout.fnmatch_lines(["identity * broken * failed * the model could not be built and run: Runt*"])
+    assert (project.path / "builds.txt").read_text() == "built\n"  # once per process, not once per row

@@ -11,7 +11,6 @@ from gcverify.verify.snapshot import Snapshot
 from gcverify.verify.case import untouched_check
 from gcverify.verify.numeric import compare_arrays, locate_divergence, numeric_check
 from gcverify.verify.results import MAX_LINES
-from gcverify.verify.speed import speed_check, time_interleaved
 from gcverify.verify.structure import layer_check
 from gcverify.core.expectations import Functions, Removes, Speed, Tolerance, TOLERANCES, Unchanged
 from gcverify.verify.model_copy import copy_model
@@ -99,7 +98,8 @@ def test_layer_check_reports_histograms_and_expectations():
     view = GraphView(m.outputs, m.params)
     same = layer_check(view, view, [Unchanged(), Removes(Functions("ReLU"))])
     assert not same.passed
-    assert "ReLU: 1 -> 1 (expected all 1 removed, 0 left)" in same.message()
+    assert "ReLU: 1 -> 1 (1 left that should be gone)" in same.message()
+    assert "ReLU #2 left without a reason" in same.message()
     assert same.figures["histogram_before"]["Convolution"] == 2
     assert layer_check(view, view, [Unchanged()]).passed
 
@@ -135,24 +135,3 @@ def test_untouched_check_sees_parameter_and_scope_changes():
     finally:
         with nn.parameter_scope("", nn.parameter.root_scope):
             nn.parameter.root_scope.pop("gcverify_test_leak", None)
-
-
-def test_speed_check_ratio_and_expectation():
-    ok = speed_check(2.0, 1.0, Speed("cpu", min_ratio=1.5))
-    assert ok.passed and ok.figures["speed_ratio"] == 2.0
-    slow = speed_check(1.0, 2.0, Speed("cpu", min_ratio=0.9))
-    assert not slow.passed and "0.50x" in slow.summary
-    assert speed_check(1.0, 2.0, Speed("cpu")).passed  # measured only
-
-
-def test_interleaving_alternates_order_and_synchronises():
-    calls, syncs = [], []
-    ta, tb = time_interleaved(lambda: calls.append("a"), lambda: calls.append("b"),
-                              lambda: syncs.append(1), warmup=1, repeats=4, min_sample=0)
-    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a"]
-    assert len(syncs) == 1 + 8 and ta >= 0 and tb >= 0
-
-
-def test_speed_of_tiny_graphs_is_shown_not_judged():
-    quick = speed_check(0.001, 0.002, Speed("cpu", min_ratio=0.9))
-    assert quick.passed and not quick.figures["speed_judged"] and "not judged" in quick.summary

@@ -74,7 +74,7 @@ def test_network_selector_and_multiple_outputs(registry, tmp_path):
     probs_only.input_data = unet.input_data
     np.testing.assert_allclose(probs_only.forward()[0].sum(axis=1), 1.0, rtol=1e-5)
     with pytest.raises(NnpLoadError, match="no network 'three'.*net, two_heads"):
-        registry.build(path + "::three")
+        registry.resolve(path + "::three")
 
 
 def test_executor_declares_outputs(registry, tmp_path):
@@ -117,10 +117,9 @@ def _write_bad(tmp_path, kind):
 @pytest.mark.parametrize("kind", ["empty", "text", "zip-without-network", "bad-nntxt"])
 def test_unreadable_nnp_names_the_file(registry, tmp_path, kind):
     path = _write_bad(tmp_path, kind)
-    spec = registry.resolve(path)  # resolving only checks the file exists
-    with pytest.raises(NnpLoadError) as e:
-        spec.build()
-    assert path in str(e.value)
+    with pytest.raises(NnpLoadError) as e:  # resolving opens the file: a bad one is named at once
+        registry.resolve(path)
+    assert str(e.value).endswith(": " + path)  # the reason first, then the file
 
 
 def test_missing_nnp_file(registry, tmp_path):
