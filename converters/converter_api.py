@@ -201,7 +201,7 @@ class FixedPointWeightConverter(Converter):
 
 
 class FixedPointActivationConverter(Converter):
-    """ReLU (and other listed activations) become fixed-point quantized activations."""
+    """Activations (the ReLU, ELU, sigmoid and tanh families by default) get fixed-point outputs."""
 
     def __init__(self, name="fixed-point-activation", **options):
         kw, options = split_options(options)

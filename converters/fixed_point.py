@@ -15,7 +15,12 @@ Per output channel, the step is a vector ``d`` (powers of two, so scaling is exa
 
 Activations (``FixedPointActivations``): ``y = act(x)`` becomes ``FPQ(act(x); n, delta)``,
 unsigned after activations whose outputs are never negative. An unsigned FPQ clips below at
-0, so ``FPQ_unsigned(ReLU(x)) == FPQ_unsigned(x)``: a ReLU is replaced, not followed.
+0, so ``FPQ_unsigned(ReLU(x)) == FPQ_unsigned(x)``: a ReLU is replaced, not followed. By
+default every activation real networks use is quantized (:data:`DEFAULT_ACTIVATIONS`: the
+ReLU family, ELU family, GELU/Swish/Mish, the sigmoid/tanh family and their hard forms,
+SoftPlus): each one's output is the input of the next inner-product layer in a fixed-point
+deployment. Identity is not an activation; other element-wise functions (Exp, Abs...) are
+left alone unless listed in ``functions``.
 """
 import math
 
@@ -26,7 +31,7 @@ from . import quant_math
 from .rewrite import GraphPass
 
 __all__ = ["FixedPointWeights", "FixedPointActivations", "WEIGHT_OUTPUT_AXES",
-           "ACTIVATION_SIGN", "check_bits", "check_step", "check_function_names"]
+           "ACTIVATION_SIGN", "DEFAULT_ACTIVATIONS", "check_bits", "check_step", "check_function_names"]
 
 MAX_BITS = 24  # float32 holds integers exactly up to 2^24: wider grids are not fixed point
 
@@ -44,8 +49,10 @@ WEIGHT_OUTPUT_AXES = {
 ACTIVATION_SIGN = {
     "ReLU": False, "ReLU6": False, "Sigmoid": False, "HardSigmoid": False, "SoftPlus": False,
     "Tanh": True, "HardTanh": True, "LeakyReLU": True, "ELU": True, "SELU": True,
-    "CELU": True, "GELU": True, "Swish": True, "PReLU": True, "Identity": True,
+    "CELU": True, "GELU": True, "Swish": True, "PReLU": True, "Mish": True, "Identity": True,
 }
+# What FixedPointActivations quantizes by default: every activation above but Identity.
+DEFAULT_ACTIVATIONS = tuple(name for name in ACTIVATION_SIGN if name != "Identity")
 
 
 def check_bits(n, what="n"):
@@ -186,7 +193,8 @@ class FixedPointActivations(GraphPass):
     """Fixed-point outputs of the listed activation functions.
 
     Args:
-        functions: NNabla function type names whose output is quantized (default ReLU).
+        functions: NNabla function type names whose output is quantized (default
+            :data:`DEFAULT_ACTIVATIONS`).
         n: bit width (2..24); delta: step (> 0; the range is ``L * delta``).
         sign: ``None`` = from :data:`ACTIVATION_SIGN` (unsigned after ReLU, ReLU6, Sigmoid...,
             signed for others), or force signed/unsigned for all.
@@ -195,7 +203,7 @@ class FixedPointActivations(GraphPass):
 
     name = "fixed_point_activation"
 
-    def __init__(self, functions=("ReLU",), n=8, delta=2 ** -4, sign=None, ste_fine_grained=True):
+    def __init__(self, functions=DEFAULT_ACTIVATIONS, n=8, delta=2 ** -4, sign=None, ste_fine_grained=True):
         self.functions = check_function_names(functions)
         self.n = check_bits(n)
         self.delta = check_step(delta, allow_none=False)

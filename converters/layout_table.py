@@ -12,7 +12,7 @@ and are fenced, as is a Reshape that does more than add or remove size-1 axes.
 """
 from . import layout_rules as R
 
-__all__ = ["LAYOUT_RULES", "rule_for", "CHANNEL_LAST_TYPES"]
+__all__ = ["LAYOUT_RULES", "rule_for", "CHANNEL_LAST_TYPES", "LAYOUT_DECIDING_TYPES"]
 
 _AGNOSTIC_UNARY = """
     Identity ReLU ReLU6 LeakyReLU ELU SELU CELU GELU Mish Swish Sigmoid Tanh TanhShrink
@@ -69,6 +69,9 @@ LAYOUT_RULES.update({
 
 # Functions that have a channel-last spelling (what "every supported function converted" means).
 CHANNEL_LAST_TYPES = tuple(k for k, v in LAYOUT_RULES.items() if isinstance(v, R.Decides))
+# Functions whose data input has a layout (an input reaching one of them is a spatial input).
+LAYOUT_DECIDING_TYPES = CHANNEL_LAST_TYPES + tuple(k for k, v in LAYOUT_RULES.items()
+                                                   if isinstance(v, R.Depthwise))
 
 
 def rule_for(type_name):

@@ -9,6 +9,9 @@ fuzzes these same entries.
 """
 import nnabla as nn
 
+from converters.graph_view import GraphView
+from converters.layout_table import LAYOUT_DECIDING_TYPES
+
 from ..core.conversion import Conversion
 from ..core.expectations import TOLERANCES, VOLTA, Adds, Functions, Removes, Speed, Unchanged
 from ..core.layouts import channel_first_perm, channel_last_perm, compose_perms
@@ -16,8 +19,9 @@ from ..core.registry import ConverterSpec
 from ..verify.execution import feed
 from ..verify.keep_rules import bn_fold_keep, bn_fold_opposite_keep, bn_inference_keep
 
-__all__ = ["OURS", "CHANNEL_FIRST_OPS", "CHANNEL_LAST_OPS", "FIXED_POINT_OPTIONS", "LAYOUT_TYPES",
-           "NO_BN", "NO_BN_LINEAR", "NO_BN_OPPOSITE", "CPU_NOT_SLOWER", "TENSOR_CORE", "spec_of"]
+__all__ = ["OURS", "conversion_of", "layout_inputs", "calibrated_ranges", "CHANNEL_FIRST_OPS",
+           "CHANNEL_LAST_OPS", "FIXED_POINT_OPTIONS", "LAYOUT_TYPES", "NO_BN", "NO_BN_LINEAR",
+           "NO_BN_OPPOSITE", "CPU_NOT_SLOWER", "TENSOR_CORE", "spec_of"]
 
 LAYOUT_TYPES = ("Convolution", "Deconvolution", "MaxPooling", "AveragePooling", "SumPooling")
 CHANNEL_FIRST_OPS = tuple(Functions.of(t, channel_last=False) for t in LAYOUT_TYPES)
@@ -34,11 +38,11 @@ FIXED_POINT_OPTIONS = dict(weight=dict(n=8), activation=dict(n=16, delta=2 ** -4
 
 
 def _gc():
-    import converters as GC  # imported lazily so the plugin loads even if a family is broken
+    import converters as GC  # imported when a row runs: a broken family fails its rows only
     return GC
 
 
-def _ours(facade, outputs, model, inputs=None, first=None, **layouts):
+def conversion_of(facade, outputs, model, inputs=None, first=None, **layouts):
     """A Conversion from one of our facades (its ``last_result`` is a Rewrite); ``layouts``:
     ``input_perms`` / ``output_perms`` where the conversion moved them."""
     result = facade.last_result
@@ -63,31 +67,70 @@ def _output_layouts(modifier, model):
     return modifier.passes()[0].output_layouts(list(model.outputs), model.params)
 
 
+def layout_inputs(model):
+    """The model's inputs that have a layout: those whose data reach a function deciding the
+    layout (a convolution, a pooling...); the others (a vector of quantile fractions, an LSTM
+    state, token ids) are no image and pass through a layout conversion unchanged."""
+    view = GraphView(model.outputs, model.params)
+
+    def reaches(x):
+        seen, frontier = set(), [x]
+        while frontier:
+            v = frontier.pop()
+            for g, slot in view.consumers(v):
+                if g.info.type_name in LAYOUT_DECIDING_TYPES and slot == 0:
+                    return True
+                frontier += [w for w in g.outputs if w not in seen]
+                seen.update(g.outputs)
+        return False
+    return [x for x in model.inputs if len(x.shape) >= 3 and reaches(x)]
+
+
+def _layout_notes(model, converted):
+    kept = [i for i, x in enumerate(model.inputs) if x not in set(converted)]
+    if not kept:
+        return []
+    return ["layout: converted input(s) {}; passed through input(s) {} ({})".format(
+        [i for i, x in enumerate(model.inputs) if x in set(converted)] or "none", kept,
+        ", ".join(str(tuple(model.inputs[i].shape)) for i in kept))]
+
+
+def _in_model_order(model, spatial, replacements):
+    """The variables to feed, one per model input: its replacement where it was converted."""
+    new = dict(zip(spatial, replacements))
+    return [new.get(x, x) for x in model.inputs]
+
+
 def bn_fold(model, opposite=False):
     """BN folded into the preceding layer (seed 000 GraphConverter + modifier)."""
     GC = _gc()
     gc = GC.GraphConverter([GC.BatchNormalizationFoldingModifier(opposite=opposite)],
                            params=model.params)
-    return _ours(gc, gc.convert(list(model.outputs)), model)
+    return conversion_of(gc, gc.convert(list(model.outputs)), model)
 
 
 def bn_linear(model):
     """BN as one per-channel scale and shift (seed 003 BatchNormalizationLinearConverter)."""
     GC = _gc()
     c = GC.BatchNormalizationLinearConverter(name="bn-linear", params=model.params)
-    return _ours(c, c.convert(list(model.outputs), list(model.inputs)), model)
+    return conversion_of(c, c.convert(list(model.outputs), list(model.inputs)), model)
 
 
 def channel_last(model, fold_bn=False):
     """NCHW -> NHWC (seed 000 ChannelLastModifier), evaluated via CPU emulation. With
     ``fold_bn``, BN is folded first: the TensorCore deployment (NHWC, no BN) in one go."""
     GC = _gc()
-    m = GC.ChannelLastModifier(list(model.inputs))
+    spatial = layout_inputs(model)
+    m = GC.ChannelLastModifier(spatial)
     modifiers = [GC.BatchNormalizationFoldingModifier(), m] if fold_bn else [m]
     gc = GC.GraphConverter(modifiers, params=model.params)
-    return _ours(gc, gc.convert(list(model.outputs)), model, inputs=m.inputs_cl,
-                 input_perms=_moved(model.inputs, m.inputs_cl, channel_last_perm),
-                 output_perms=_output_layouts(m, model))
+    outputs = gc.convert(list(model.outputs))
+    inputs = _in_model_order(model, spatial, m.inputs_cl)
+    conversion = conversion_of(gc, outputs, model, inputs=inputs,
+                       input_perms=_moved(model.inputs, inputs, channel_last_perm),
+                       output_perms=_output_layouts(m, model))
+    conversion.notes = _layout_notes(model, spatial)
+    return conversion
 
 
 def channel_roundtrip(model, restore_outputs=True):
@@ -95,16 +138,21 @@ def channel_roundtrip(model, restore_outputs=True):
     ``restore_outputs=False`` the first step leaves spatial outputs channel-last and the
     second keeps them so (it restores the layouts of the graph it was given)."""
     GC = _gc()
-    to_last = GC.ChannelLastModifier(list(model.inputs), restore_outputs=restore_outputs)
+    spatial = layout_inputs(model)
+    to_last = GC.ChannelLastModifier(spatial, restore_outputs=restore_outputs)
     g1 = GC.GraphConverter([to_last], params=model.params)
     y = g1.convert(list(model.outputs))
     to_first = GC.ChannelFirstModifier(to_last.inputs_cl)
     g2 = GC.GraphConverter([to_first], params={**model.params, **g1.last_result.new_parameters})
     outputs = g2.convert(y)
-    moved = [compose_perms(p, q) for p, q in zip(_moved(model.inputs, to_last.inputs_cl, channel_last_perm),
-                                         _moved(to_last.inputs_cl, to_first.inputs_cf, channel_first_perm))]
-    return _ours(g2, outputs, model, inputs=to_first.inputs_cf, first=g1.last_result,
-                 input_perms=moved, output_perms=_output_layouts(to_last, model))
+    middle = _in_model_order(model, spatial, to_last.inputs_cl)
+    inputs = _in_model_order(model, spatial, to_first.inputs_cf)
+    moved = [compose_perms(p, q) for p, q in zip(_moved(model.inputs, middle, channel_last_perm),
+                                                 _moved(middle, inputs, channel_first_perm))]
+    conversion = conversion_of(g2, outputs, model, inputs=inputs, first=g1.last_result,
+                       input_perms=moved, output_perms=_output_layouts(to_last, model))
+    conversion.notes = _layout_notes(model, spatial)
+    return conversion
 
 
 def fixed_point(model, weight=True, activation=True):
@@ -119,25 +167,40 @@ def fixed_point(model, weight=True, activation=True):
         if given is not False:
             steps.append(make(name="fixed-point", **(default if given is True else given)))
     c = GC.SequentialConverter(steps, name="fixed-point", params=model.params)
-    return _ours(c, c.convert(list(model.outputs), list(model.inputs)), model)
+    return conversion_of(c, c.convert(list(model.outputs), list(model.inputs)), model)
 
 
 def statistics(model):
     """StatisticsConverter: recording taps on inner-product inputs, outputs exactly equal."""
     GC = _gc()
     c = GC.StatisticsConverter(params=model.params)
-    return _ours(c, c.convert(list(model.outputs), list(model.inputs)), model)
+    return conversion_of(c, c.convert(list(model.outputs), list(model.inputs)), model)
+
+
+def calibrated_ranges(model):
+    """A StatisticsRecorder of one calibration forward on the model's data. The recording
+    graph shares the model's parameters, and a BN in training mode updates its running
+    statistics while it runs: those are put back, so calibrating changes nothing."""
+    GC = _gc()
+    calibrate = GC.StatisticsConverter(params=model.params)
+    taps = calibrate.convert(list(model.outputs), list(model.inputs))
+    training = [f for f in GraphView(model.outputs, model.params).functions
+                if f.info.type_name == "BatchNormalization" and f.info.args.get("batch_stat")]
+    values = [(v, v.d.copy()) for f in training for v in f.inputs[-2:]]  # running mean, var
+    try:
+        feed(model.inputs, model.input_data)
+        nn.forward_all(taps)
+    finally:
+        for v, d in values:
+            v.d = d
+    return calibrate.recorder
 
 
 def qdq(model):
     """Int8 quantize/dequantize before inner-product layers, ranges calibrated on the input."""
     GC = _gc()
-    calibrate = GC.StatisticsConverter(params=model.params)
-    taps = calibrate.convert(list(model.outputs), list(model.inputs))
-    feed(model.inputs, model.input_data)
-    nn.forward_all(taps)
-    c = GC.QuantizeDequantizeConverter(ranges=calibrate.recorder, n=8, params=model.params)
-    return _ours(c, c.convert(list(model.outputs), list(model.inputs)), model)
+    c = GC.QuantizeDequantizeConverter(ranges=calibrated_ranges(model), n=8, params=model.params)
+    return conversion_of(c, c.convert(list(model.outputs), list(model.inputs)), model)
 
 
 def low_rank(model):
@@ -145,14 +208,14 @@ def low_rank(model):
     GC = _gc()
     c = GC.LowRankConverter(energy=1.0, skip_if_larger=False,
                             params=model.params)
-    return _ours(c, c.convert(list(model.outputs), list(model.inputs)), model)
+    return conversion_of(c, c.convert(list(model.outputs), list(model.inputs)), model)
 
 
 def identity(model):
     """IdentityConverter: a fresh copy of the graph, exactly equal."""
     GC = _gc()
     c = GC.IdentityConverter(params=model.params)
-    return _ours(c, c.convert(list(model.outputs), list(model.inputs)), model)
+    return conversion_of(c, c.convert(list(model.outputs), list(model.inputs)), model)
 
 
 _spec = ConverterSpec.from_function

@@ -171,7 +171,8 @@ def _run(spec, device, original, facts, verdict, settings):
     layers = layer_check(original_view, converted_view, spec.layers, conversion,
                          lambda kind, name: original.accepts_kept(spec.name, kind, name))
     row.update(layers.figures)
-    row.functions_changed, row.functions_added = changed_functions(original_view, converted_view)
+    row.functions_changed, row.functions_added = changed_functions(original_view, converted_view,
+                                                                   conversion.var_map)
     row.notes = (row.notes or []) + list(conversion.notes) or None
     if not layers.passed:
         verdict.fail(layers)

@@ -54,18 +54,18 @@ def judge_kept(rule, original_view, converted_view, conversion, accepts):
         f = back.get(g)
         name = original_view.describe(f) if f is not None else converted_view.describe(g)
         said = reported.get(name)
+        valid = rule.may_keep(original_view, f) if rule.may_keep and f is not None else None
         if accepts(g.info.type_name, name):
             judged.append((True, "kept {}: {} (accepted by the model)".format(name, said or "no reason given")))
         elif said is None:
-            judged.append((False, "{} left without a reason".format(name)))
+            judged.append((False, "{} left without a reason ({})".format(
+                name, "a valid one exists: " + valid if valid else "the verifier finds nothing that stops converting it")))
+        elif valid:
+            judged.append((True, "kept {}: {} (valid: {})".format(name, said, valid)))
         else:
-            valid = rule.may_keep(original_view, f) if rule.may_keep and f is not None else None
-            if valid:
-                judged.append((True, "kept {}: {} (valid: {})".format(name, said, valid)))
-            else:
-                judged.append((False, "kept {}: {!r}, but the verifier finds nothing that stops converting "
-                                      "it{}".format(name, said, "" if rule.may_keep else
-                                                    " (no rule knows this keep: a model may accept it)")))
+            judged.append((False, "kept {}: {!r}, but the verifier finds nothing that stops converting "
+                                  "it{}".format(name, said, "" if rule.may_keep else
+                                                " (no rule knows this keep: a model may accept it)")))
     return judged
 
 
@@ -107,11 +107,25 @@ def _signatures(view):
     return Counter((f.info.type_name, repr(sorted(f.info.args.items()))) for f in view.functions)
 
 
-def changed_functions(before, after):
-    """``(changed, added)``: functions of the original with no identical counterpart (type and
-    arguments) in the converted graph, and converted functions with none in the original."""
-    s0, s1 = _signatures(before), _signatures(after)
-    return sum((s0 - s1).values()), sum((s1 - s0).values())
+def changed_functions(before, after, var_map=None):
+    """``(changed, added)``: functions of the original that the conversion altered or removed,
+    and functions of the converted graph that are no unchanged copy of one. With a variable
+    map a function is unchanged when the function computing its output's counterpart has
+    its type and arguments and reads the same leaves (weights); without one, functions are
+    matched by type and arguments alone."""
+    if not var_map:
+        s0, s1 = _signatures(before), _signatures(after)
+        return sum((s0 - s1).values()), sum((s1 - s0).values())
+    unchanged = sum(1 for f in before.functions if _copied(f, var_map, after))
+    return len(before) - unchanged, len(after) - unchanged
+
+
+def _copied(f, var_map, after):
+    w = var_map.get(f.outputs[0])
+    g = w.parent if w is not None else None
+    if g is None or g not in after or g.info.type_name != f.info.type_name or g.info.args != f.info.args:
+        return False
+    return all(v.parent is not None or u == v for v, u in zip(f.inputs, g.inputs))  # == : same variable
 
 
 def wiring_check(converted_view, stated_inputs, original_leaves=()):

@@ -8,29 +8,41 @@ import nnabla as nn
 
 from ..core.model import Model, ModelSpec, seeded_inputs
 from .seeding import randomize_parameters
+from . import field
 from .lenet import lenet
 from .pretrained import build_resnet50_pretrained
 from .resnet import resnet50
 from .small_nets import conv1d_net, conv3d_net, mobilenet, unet
 from .traps import bn_traps
 
-__all__ = ["ZOO", "randomize_parameters", "build_lenet", "build_resnet50", "zoo_spec", "build_zoo_model"]
+__all__ = ["ZOO", "randomize_parameters", "build_lenet", "build_resnet50", "zoo_spec", "build_zoo_model",
+           "seeded_spec"]
 
 
-def _seeded_model(name, build_graph, input_shapes, seed, description=""):
+def _seeded_model(name, build_graph, input_shapes, seed, description="", adjust=None):
     inputs = [nn.Variable(s) for s in input_shapes]
     outputs = build_graph(*inputs)
     outputs = [outputs] if isinstance(outputs, nn.Variable) else list(outputs)
-    randomize_parameters(outputs, nn.get_parameters(grad_only=False), seed=seed)
+    params = nn.get_parameters(grad_only=False)  # the builder's private scope
+    randomize_parameters(outputs, params, seed=seed)
+    if adjust is not None:
+        adjust(params)
     return Model(name, inputs, outputs, seeded_inputs(input_shapes, seed), description=description)
 
 
 def _from_code(name, graph, input_shape, description, default=True):
     """A ModelSpec building ``graph(input, test=True)`` on one seeded input of ``input_shape``."""
+    return seeded_spec(name, lambda x: graph(x, test=True), [input_shape], description, default)
+
+
+def seeded_spec(name, graph, input_shapes, description="", default=False, adjust=None, **fields):
+    """A ModelSpec building ``graph(*inputs)`` on seeded inputs of ``input_shapes``, its weights
+    and BN statistics seeded by :func:`randomize_parameters`, then ``adjust(params)`` if given;
+    ``fields``: other ModelSpec fields (tolerance, accept_kept)."""
     def build(seed=0):
-        return _seeded_model(name, lambda x: graph(x, test=True), [input_shape], seed, description)
+        return _seeded_model(name, graph, input_shapes, seed, description, adjust)
     build.__name__ = build.__qualname__ = "build_" + name.replace("-", "_")
-    return ModelSpec(name, build, description, default=default)
+    return ModelSpec(name, build, description, default=default, **fields)
 
 
 ZOO = (
@@ -51,6 +63,19 @@ ZOO = (
     _from_code("bn_traps", bn_traps, (2, 3, 8, 8),
                "Where NNabla's BN fold is silently wrong: shared weight with two BNs, square "
                "Affine->BN, conv->BN->(padded) conv, Deconvolution->BN; one output each."),
+    seeded_spec("attention", field.attention, [(2, 8, 16)],
+                "Causal self-attention over 2x8 tokens of 16: a mask and a position table held as "
+                "constants, Affine(base_axis=2) -> BN over features, LayerNorm.", default=True),
+    seeded_spec("lstm", field.lstm, [(2, 4, 5)],
+                "An LSTM cell unrolled over 4 steps from zero-state constants (shared weights).", default=True),
+    seeded_spec("noisy_dqn", field.noisy_dqn, [(2, 3, 8, 8)],
+                "Conv + BN trunk and a NoisyNet head: F.randn(seed=-1) weight noise at every forward.", default=True),
+    seeded_spec("concat_bn", field.concat_bn, [(2, 3, 8, 8)],
+                "A BN after a Concatenate (nothing to fold it into) and a squeeze-excitation block.", default=True),
+    seeded_spec("two_inputs", field.two_inputs, [(2, 3, 8, 8), (2, 5)],
+                "An image and a vector of quantile fractions: only the image has a layout.", default=True),
+    seeded_spec("relu6_net", field.relu6_net, [(2, 3, 16, 16)],
+                "Inverted residuals with ReLU6, a hard-sigmoid SE gate, a Swish head.", default=True),
     ModelSpec("resnet50-pretrained", build_resnet50_pretrained,
               build_resnet50_pretrained.__doc__.strip().splitlines()[0], default=False),
 )

@@ -1,7 +1,31 @@
 """Fixtures of the gcverify tests."""
 import pytest
 
+from gcverify.core.model import ModelSpec
+from gcverify.plugin.options import OPTIONS
+from gcverify.plugin.session import Case, Session
+from gcverify.plugin.worker import verify_case
 from gcverify.report.row import Row
+
+DEFAULTS = {key: default for _, key, _, default in OPTIONS}
+
+
+@pytest.fixture
+def run_row():
+    """``run_row(converter, model, converters=(), **options)``: the Verdict of one matrix case
+    on cpu, exactly as a matrix row runs it. ``model``: a zoo name or a ModelSpec;
+    ``converters``: extra ConverterSpecs to register; ``options``: ini keys (``gc_speed_repeats``)."""
+    def run(converter, model, converters=(), **options):
+        session = Session()
+        if isinstance(model, ModelSpec):
+            session.models.add(model)
+        for spec in converters:
+            session.converters.add(spec)
+        name = model.name if isinstance(model, ModelSpec) else model
+        settings = {"gc_models": name, "gc_converters": getattr(converter, "name", converter), **options}
+        session.configure(lambda key: settings.get(key) or DEFAULTS[key])
+        return verify_case(session, Case(settings["gc_converters"], name, name, "cpu"))
+    return run
 
 
 @pytest.fixture

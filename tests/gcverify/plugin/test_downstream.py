@@ -86,3 +86,36 @@ def test_a_projects_default_models_replace_the_zoos_default_set(downstream):
     result = downstream.runpytest("--collect-only", "-q", "--gc-converters=identity", "--gc-models=tiny,lenet")
     ids = {line.split("[")[1].rstrip("]") for line in result.outlines if "test_conversion[" in line}
     assert ids == {"identity-tiny-cpu", "identity-lenet-cpu"}  # the zoo's are still there by name
+
+
+def test_the_fixtures_copy_constants_so_a_conversion_that_drops_a_mask_fails(pytester):
+    pytester.makepyfile(test_mask='''
+import nnabla as nn
+import numpy as np
+import pytest
+
+import converters as GC
+from converters.rewrite import GraphPass
+
+
+class ZeroMask(GraphPass):
+    """Reads zeros where the attention model reads its causal mask (a constant)."""
+
+    def input_map(self, view, b, plan):
+        return {v: nn.Variable.from_numpy_array(np.zeros(v.shape, np.float32))
+                for v in view.inputs if tuple(v.shape) == (1, 8, 8)}
+
+
+def test_identity_is_equivalent(gc_model, gc_convert, gc_assert_equivalent):
+    model = gc_model("attention")
+    gc_assert_equivalent(model, gc_convert("identity", model), tolerance="exact")
+
+
+def test_dropping_the_mask_is_caught(gc_model, gc_assert_equivalent):
+    model = gc_model("attention")
+    y = GC.Converter(passes=[ZeroMask()], params=model.params).convert(model.outputs, model.inputs)
+    with pytest.raises(AssertionError, match="outputs differ"):
+        gc_assert_equivalent(model, y)
+''')
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=2)

@@ -118,3 +118,25 @@ def broken(seed=0):
     # the row's note leads with the reason, not with a path that would push it out of the column
     result.stdout.fnmatch_lines(["identity * broken * failed * the model could not be built and run: Runt*"])
     assert (project.path / "builds.txt").read_text() == "built\n"  # once per process, not once per row
+
+
+def _save_model(model, path):
+    from nnabla.utils.save import save
+    from gcverify.core.model import scope_holding
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with scope_holding(model.params):
+        save(str(path), {"networks": [{"name": "net", "batch_size": model.inputs[0].shape[0],
+                                       "outputs": {"y": model.outputs[0]}, "names": {"x": model.inputs[0]}}],
+                         "executors": [{"name": "run", "network": "net", "data": ["x"], "output": ["y"]}]})
+
+
+def test_two_files_of_one_name_in_two_folders_get_their_own_ids_and_rows(project):
+    from gcverify.testing import zoo_model
+    _save_model(zoo_model("lenet", seed=1), project.path / "a" / "model.nnp")
+    _save_model(zoo_model("lenet", seed=2), project.path / "b" / "model.nnp")
+    result = project.runpytest("--gc-models=a/model.nnp,b/model.nnp", "--gc-converters=identity",
+                               "--gc-report=r.json", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*identity-a/model.nnp-cpu*PASSED*", "*identity-b/model.nnp-cpu*PASSED*"])
+    rows = json.loads((project.path / "r.json").read_text())["rows"]
+    assert sorted(r["model"] for r in rows) == ["a/model.nnp", "b/model.nnp"]

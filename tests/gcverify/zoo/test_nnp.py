@@ -128,3 +128,79 @@ def test_missing_nnp_file(registry, tmp_path):
         registry.resolve(missing)
     with pytest.raises(UnknownModelError, match="absent.nnp"):
         registry.resolve(missing + "::net")
+
+
+# --- .nnp files as users have them --------------------------------------------------------------
+def _train_and_infer(x, test):
+    import nnabla.parametric_functions as PF
+    h = PF.convolution(x, 4, (3, 3), pad=(1, 1), name="c")
+    return F.relu(PF.batch_normalization(h, batch_stat=not test, name="bn"))
+
+
+def _trained_model_file(path, executor=True):
+    """A trained-model .nnp: a training and an inference network sharing their parameters,
+    and (usually) an executor that runs the inference one, as NNabla's training tools write."""
+    from gcverify.core.model import build_privately
+    import nnabla as nn
+    x = nn.Variable((2, 3, 6, 6))
+    (train, infer), params = build_privately(lambda: (_train_and_infer(x, False), _train_and_infer(x, True)))
+    from gcverify.zoo import randomize_parameters
+    randomize_parameters([infer], params, seed=3)
+    networks = [{"name": "training", "batch_size": 2, "outputs": {"y": train}, "names": {"x": x}},
+                {"name": "inference", "batch_size": 2, "outputs": {"y": infer}, "names": {"x": x}}]
+    contents = {"networks": networks}
+    if executor:
+        contents["executors"] = [{"name": "runtime", "network": "inference", "data": ["x"], "output": ["y"]}]
+    with scope_holding(params):
+        save(str(path), contents)
+    return str(path)
+
+
+def _batch_stat(model):
+    return [f.info.args["batch_stat"] for f in GraphView(model.outputs, model.params).functions
+            if f.info.type_name == "BatchNormalization"]
+
+
+def test_the_default_network_of_a_trained_model_file_is_the_one_its_executor_runs(registry, tmp_path):
+    path = _trained_model_file(tmp_path / "trained.nnp")
+    model = registry.build(path)
+    assert _batch_stat(model) == [False] and "its executor's network 'inference'" in registry.resolve(path).description
+    assert _batch_stat(registry.build(path + "::training")) == [True]  # ::name still selects
+    plain = _trained_model_file(tmp_path / "plain.nnp", executor=False)
+    assert _batch_stat(registry.build(plain)) == [True]  # no executor: the file's first network
+
+
+def _with_an_unused_parameter(path, tmp_path):
+    """The file with a parameter declared in the inference network that no function reads
+    (NNabla's ONNX importer leaves one for every Clip with constant bounds)."""
+    with zipfile.ZipFile(path) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    text = files["network.nntxt"].decode()
+    at = text.index('name: "inference"')
+    at = text.index("\n", at) + 1
+    text = text[:at] + ('  variable {\n    name: "clip/min"\n    type: "Parameter"\n    shape {\n      dim: 1\n'
+                        '    }\n  }\n') + text[at:]
+    files["network.nntxt"] = text.encode()
+    out = str(tmp_path / "unused.nnp")
+    with zipfile.ZipFile(out, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return out
+
+
+def test_a_file_whose_network_declares_an_unused_parameter_loads_and_runs(registry, tmp_path):
+    import nnabla as nn
+    from nnabla.utils.nnp_graph import NnpLoader
+    path = _with_an_unused_parameter(_trained_model_file(tmp_path / "trained.nnp"), tmp_path)
+    with nn.parameter_scope("", {}):  # what made loading fail: NNabla publishes it as None
+        NnpLoader(path).get_network("inference")
+        with pytest.raises(AssertionError):
+            nn.get_parameters(grad_only=False)
+    model = registry.build(path)
+    assert "clip/min" not in model.params and np.isfinite(model.forward()[0]).all()
+
+
+def test_constants_of_a_file_stay_constants_and_only_declared_data_is_fed(registry, tmp_path):
+    path = _trained_model_file(tmp_path / "trained.nnp")
+    model = registry.build(path)
+    assert [tuple(x.shape) for x in model.inputs] == [(2, 3, 6, 6)]
