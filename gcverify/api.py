@@ -10,8 +10,10 @@ from .builtin import BUILTIN
 from .core.conversion import Conversion, as_conversion
 from .core.expectations import as_tolerance
 from .core.registry import CONVERTER_MARK, ConverterRegistry, ConverterSpec, ModelRegistry
-from .verify.case import convert_model, divergence
+from .verify.case import convert_model, diagnostic_tolerance, divergence
 from .verify.execution import evaluate, guess_layouts, on_cpu, run_conversion, runnable_outputs
+from .verify.model_copy import copy_model
+from .verify.noise_floor import measure_noise_floor
 from .verify.numeric import numeric_check
 from .zoo import ZOO
 from .zoo.nnp import nnp_resolver
@@ -59,9 +61,10 @@ def assert_equivalent(model, converted, tolerance=None, inputs=None):
     ``converted`` is a Conversion, an output Variable or a list of them; ``inputs`` are the
     variables to feed (default: the conversion's, else the model's). Channel-last inputs and
     outputs are transposed as needed; on CPU a graph with channel-last functions runs through
-    ``converters.layout_emulation``. Raises AssertionError with the numeric report (and the
-    first diverging function when the conversion carries a variable map); returns the
-    CheckResult otherwise.
+    ``converters.layout_emulation``. ``tolerance``: by default ``float32``, a multiple of the
+    model's float32 noise floor (measured on a faithful copy). Raises AssertionError with the
+    numeric report (and the first diverging function when the conversion carries a variable
+    map); returns the CheckResult otherwise.
     """
     __tracebackhide__ = True
     conversion = as_conversion(converted, model)
@@ -72,9 +75,11 @@ def assert_equivalent(model, converted, tolerance=None, inputs=None):
     reference = evaluate(model.outputs, model.inputs, model.input_data)
     outputs = runnable_outputs(conversion, on_cpu())
     actual = run_conversion(conversion, model.input_data, outputs)
-    result = numeric_check(actual, reference, tol)
+    noise = measure_noise_floor(copy_model(model), reference).floors if tol.noise is not None else None
+    result = numeric_check(actual, reference, tol, noise)
     if not result.passed and conversion.var_map and outputs is conversion.outputs:
-        where = divergence(model, conversion, tol, GraphView(model.outputs, model.params))
+        where = divergence(model, conversion, diagnostic_tolerance(tol, result.figures),
+                           GraphView(model.outputs, model.params))
         if where:
             result.details.insert(0, where)
     if not result.passed:

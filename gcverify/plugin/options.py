@@ -27,6 +27,9 @@ OPTIONS = (
      "default: all visible)", ""),
     ("--gc-graphs", "gc_graphs", "write DOT (and SVG with graphviz) of each graph before/after "
      "conversion into this directory", ""),
+    ("--gc-tolerance", "gc_tolerance", "the numeric tolerance of rows that judge float32 rounding "
+     "(default: 4x each model's measured noise floor): a preset (float32-fixed, float16) or "
+     "key=value pairs (noise=8, rtol=1e-3, atol=1e-4, preset=...)", ""),
     ("--gc-seed", "gc_seed", "seed of model parameters and inputs", "0"),
     ("--gc-speed-repeats", "gc_speed_repeats", "most paired rounds per speed check (it stops as soon "
      "as the verdict is confident)", "80"),
@@ -57,6 +60,7 @@ class Settings:
     gpus: Optional[List[int]] = None
     graphs: Optional[str] = None
     seed: int = 0
+    tolerance: Optional[dict] = None
     speed_repeats: int = 80
     speed_seconds: float = 20.0
     speed_strict: bool = False
@@ -84,7 +88,8 @@ class Settings:
             raise SettingsError("--gc-graphs {} exists and is not a directory".format(graphs))
         return cls(tokens, devices, chosen, paths["gc_report"], get("gc_baseline") or None,
                    paths["gc_save_baseline"], gpus, graphs,
-                   _number(get, "gc_seed", int, 0), _number(get, "gc_speed_repeats", int, 1),
+                   _number(get, "gc_seed", int, 0), _tolerance(get("gc_tolerance")),
+                   _number(get, "gc_speed_repeats", int, 1),
                    _number(get, "gc_speed_seconds", float, 0.0), _yes(get, "gc_speed_strict"),
                    _yes(get, "gc_speed_peers"),
                    Thresholds(error_factor=_number(get, "gc_error_factor", float, 1.0),
@@ -109,6 +114,33 @@ def _output_paths(get):
             except ReportFileError as e:
                 raise SettingsError(str(e)) from None
     return paths
+
+
+def _tolerance(text):
+    """``--gc-tolerance``: a preset name or ``key=value`` pairs, as Tolerance overrides."""
+    from ..core.expectations import TOLERANCES, Tolerance
+    text = (text or "").strip()
+    if not text:
+        return None
+    if "=" not in text:
+        overrides = {"preset": text}
+    else:
+        overrides = {}
+        for part in text.split(","):
+            key, _, value = part.partition("=")
+            key, value = key.strip(), value.strip()
+            try:
+                overrides[key] = value if key == "preset" else float(value)
+            except ValueError:
+                raise SettingsError("--gc-tolerance: {}={!r} is not a number".format(key, value)) from None
+    if "preset" in overrides and overrides["preset"] not in TOLERANCES:
+        raise SettingsError("--gc-tolerance: unknown preset {!r}; presets: {}".format(
+            overrides["preset"], ", ".join(TOLERANCES)))
+    try:
+        Tolerance().merged(overrides)
+    except ValueError as e:
+        raise SettingsError("--gc-tolerance: {}".format(e)) from None
+    return overrides
 
 
 def _yes(get, key):

@@ -92,7 +92,8 @@ class Session:
     def case_settings(self):
         s = self.settings
         return CaseSettings(speed_rounds=s.speed_repeats, speed_seconds=s.speed_seconds,
-                            speed_strict=s.speed_strict, speed_peers=s.speed_peers, baseline=self._baseline,
+                            speed_strict=s.speed_strict, speed_peers=s.speed_peers, tolerance=s.tolerance,
+                            baseline=self._baseline,
                             thresholds=s.thresholds, graphs=s.graphs, facts=self._facts)
 
     def cases(self):

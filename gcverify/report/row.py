@@ -45,6 +45,8 @@ class Row:
     elements: Optional[int] = None
     needed_atol: Optional[float] = None
     needed_rtol: Optional[float] = None
+    noise_floor: Optional[float] = None     # float32 noise floor of the worst output, relative to its scale
+    noise_multiple: Optional[float] = None  # max abs error / noise floor, over the outputs
     output_checksum: Optional[str] = None
     # layers
     functions_before: Optional[int] = None

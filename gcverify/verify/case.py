@@ -23,9 +23,11 @@ from typing import List, Optional
 import nnabla as nn
 import numpy as np
 
+from converters.fast_rebuild import fast_nnabla_imports
 from converters.graph_view import GraphView
 
 from ..core.conversion import as_conversion
+from ..core.expectations import Tolerance
 from ..core.running import evaluate, feed
 from ..report.baseline import Thresholds
 from ..report.files import environment
@@ -39,7 +41,8 @@ from .snapshot import Snapshot, describe_leaf
 from .speed import speed_check
 from .structure import changed_functions, layer_check, random_functions_check, wiring_check
 
-__all__ = ["CaseSettings", "Verdict", "run_case", "convert_model", "divergence", "untouched_check"]
+__all__ = ["CaseSettings", "Verdict", "run_case", "convert_model", "divergence", "diagnostic_tolerance",
+           "untouched_check"]
 
 MAX_FAILURES_SHOWN = 4
 
@@ -55,6 +58,7 @@ class CaseSettings:
     speed_seconds: float = 20.0
     speed_strict: bool = False
     speed_peers: bool = False
+    tolerance: Optional[dict] = None  # overrides of rows with the float32 (noise floor) tolerance
     baseline: object = None
     thresholds: Thresholds = Thresholds()
     graphs: Optional[str] = None
@@ -108,6 +112,11 @@ def _crash(e, peer):
 def run_case(spec, load_model, device, case_id, model_label, settings=CaseSettings()):
     """Everything about one case; never raises for a failed check. ``load_model()`` gives
     the built model (cached by the caller; it may raise, which fails the case)."""
+    with fast_nnabla_imports():  # copies, snapshots and reads of values call into NNabla a lot
+        return _case(spec, load_model, device, case_id, model_label, settings)
+
+
+def _case(spec, load_model, device, case_id, model_label, settings):
     row = Row(case_id, converter=spec.name, kind=spec.kind, model=model_label, device=device.name,
               device_label=device.label, **environment())
     verdict = Verdict(row, peer=spec.kind == "peer")
@@ -133,7 +142,8 @@ def run_case(spec, load_model, device, case_id, model_label, settings=CaseSettin
             verdict.peer = False
             verdict.fail(CheckResult("reference", False, vacuous))
             return verdict
-        _run(spec, device, original, facts, verdict, settings)
+        noise = lambda: settings.facts.noise_floor(model, device.label, ctx).floors  # noqa: E731
+        _run(spec, device, original, facts, noise, verdict, settings)
     return verdict
 
 
@@ -146,10 +156,17 @@ def untouched_check(before, original):
                        [p.message for p in problems[1:]])
 
 
-def _run(spec, device, original, facts, verdict, settings):
+def _tolerance(spec, model, settings):
+    tol = spec.tolerance_for(model)
+    if settings.tolerance and spec.tolerance.noise is not None:  # --gc-tolerance: the user's choice
+        tol = tol.merged(settings.tolerance)
+    return tol
+
+
+def _run(spec, device, original, facts, noise, verdict, settings):
     row = verdict.row
     reference = facts.reference
-    tol = spec.tolerance_for(original)
+    tol = _tolerance(spec, original, settings)
     row.tolerance, row.tolerance_preset = tol.describe(), tol.name
     before = Snapshot.take(original.outputs, original.params, original.inputs)
     original_view = GraphView(original.outputs, original.params)
@@ -187,11 +204,11 @@ def _run(spec, device, original, facts, verdict, settings):
         return verdict.fail("evaluating the converted graph failed: " + _crash(e, False))
     row.output_checksum = "{:08x}".format(zlib.crc32(b"".join(
         np.ascontiguousarray(a, np.float32).tobytes() for a in actual)))
-    numeric = numeric_check(actual, reference, tol)
+    numeric = numeric_check(actual, reference, tol, noise() if tol.noise is not None else None)
     row.update(numeric.figures)
     if not numeric.passed:
         if conversion.var_map and outputs is conversion.outputs:
-            where = divergence(original, conversion, tol, original_view)
+            where = divergence(original, conversion, diagnostic_tolerance(tol, numeric.figures), original_view)
             numeric.details.insert(0, where or "first divergence: no intermediate could be compared")
         numeric.details[:0] = _constants_gone(original_view, converted_view, constants, original.inputs)
         verdict.fail(numeric)
@@ -204,6 +221,15 @@ def _constants_gone(original_view, converted_view, constants, inputs):
     read = set(converted_view.inputs) | set(converted_view.parameters)
     return ["{} is not read by the converted graph (dropped or replaced)".format(
         describe_leaf(original_view, v, inputs)) for v in constants if v not in read]
+
+
+def diagnostic_tolerance(tol, figures):
+    """What locating the first diverging intermediate compares with: ``tol`` itself, or for a
+    multiple of the outputs' noise floor (intermediates have none measured) that multiple of
+    the noisiest output's floor relative to its scale, a fixed relative tolerance."""
+    if tol.noise is None:
+        return tol
+    return Tolerance(atol=tol.noise * (figures.get("noise_floor") or 0.0) + tol.atol, name=tol.name)
 
 
 def divergence(original, conversion, tol, view):

@@ -12,9 +12,11 @@ prove anything at all.
 - ``vacuous``: a comparison proves nothing when no output changes with the input (constant
   weights, a dead branch) or every output is one repeated value; a case on such a model
   fails with that reason instead of passing with zero error.
+- ``noise``: the float32 noise floor of each output (:mod:`.noise_floor`), measured when a
+  case first needs it.
 """
 from dataclasses import dataclass, field
-from typing import List
+from typing import List, Optional
 
 import nnabla as nn
 import numpy as np
@@ -23,6 +25,7 @@ from converters.graph_view import GraphView
 
 from ..core.running import evaluate
 from .model_copy import copy_model, unseeded_random_functions
+from .noise_floor import NoiseFloor, measure_noise_floor
 
 __all__ = ["ModelFacts", "FactsCache", "measure_facts", "other_data"]
 
@@ -34,6 +37,7 @@ class ModelFacts:
     input_independent: List[int] = field(default_factory=list)
     constant: List[int] = field(default_factory=list)
     inputs_checked: bool = False  # whether input dependence could be measured
+    noise: Optional[NoiseFloor] = None
 
     @property
     def stochastic(self):
@@ -116,3 +120,15 @@ class FactsCache:
             entry = (model, measure_facts(model, context))
             self._facts[key] = entry
         return entry[1]
+
+    def noise_floor(self, model, device_label, context=None):
+        """The model's NoiseFloor on this device, measured once: on a faithful copy, or on a
+        fresh one per trial when the model draws random numbers (each trial must draw what
+        the reference drew)."""
+        facts = self.get(model, device_label, context)
+        if facts.noise is None:
+            with nn.context_scope(context or nn.get_current_context()):
+                fresh = (lambda: copy_model(model, context)) if facts.stochastic else None
+                copy = None if fresh else copy_model(model, context)
+                facts.noise = measure_noise_floor(copy, facts.reference, fresh=fresh)
+        return facts.noise

@@ -1,8 +1,9 @@
 """Numeric checks: the converted graph's outputs against the original's.
 
-- :func:`compare_arrays` / :func:`numeric_check`: max abs / max rel error, the smallest atol
-  and rtol that would have passed, the share and first index of mismatching elements
-  (``Tolerance``: ``|d| <= floor + atol*max|e| + rtol*|e|``);
+- :func:`compare_arrays` / :func:`numeric_check`: max abs / max rel error, the error as a
+  multiple of the output's float32 noise floor (:mod:`.noise_floor`), the tolerance that
+  would have passed, the share and first index of mismatching elements (``Tolerance``:
+  ``|d| <= floor + noise * noise_floor + atol*max|e| + rtol*|e|``);
 - :func:`locate_divergence`: on failure, the first function whose output diverges, found
   through the conversion's variable map.
 
@@ -35,10 +36,22 @@ class ArrayDiff:
     needed_atol: float = 0.0  # in units of scale, at the given rtol
     needed_rtol: float = 0.0  # at the given atol
     problem: str = ""
+    noise: float = None  # the output's float32 noise floor (absolute), when measured
+    noise_multiple: float = None  # max abs error / noise floor
+    rms_only: bool = False  # every element within tolerance: only the RMS limit failed
 
 
-def compare_arrays(actual, expected, tol, brief=False):
-    """Compare one output with its reference under ``tol`` (a registry Tolerance).
+def _allowed(tol, scale, noise):
+    """The absolute error every element may have, before ``rtol * |e|``."""
+    if tol.noise is not None and noise is None:
+        raise ValueError("tolerance {!r} is a multiple of the noise floor: measure the floor "
+                         "(gcverify.verify.noise_floor) and pass it".format(tol.name or tol.describe()))
+    return tol.floor + tol.atol * scale + (tol.noise * noise if tol.noise is not None else 0.0)
+
+
+def compare_arrays(actual, expected, tol, brief=False, noise=None):
+    """Compare one output with its reference under ``tol`` (a Tolerance); ``noise``: the
+    output's float32 noise floor (absolute), needed when ``tol`` is a multiple of it.
 
     ``brief``: when finite arrays pass, only ``passed``, ``max_abs`` and ``scale`` are
     filled (the fuzzer compares thousands of small graphs); failures get every figure."""
@@ -48,8 +61,9 @@ def compare_arrays(actual, expected, tol, brief=False):
             and np.isfinite(e).all():
         ae, d = np.abs(e), np.abs(a - e)
         scale = float(ae.max())
-        if (d <= tol.floor + tol.atol * scale + tol.rtol * ae).all():
-            return ArrayDiff(e.shape, True, float(d.max()), scale=scale, size=int(e.size))
+        if (d <= _allowed(tol, scale, noise) + tol.rtol * ae).all():
+            return ArrayDiff(e.shape, True, float(d.max()), scale=scale, size=int(e.size), noise=noise,
+                             noise_multiple=_multiple(float(d.max()), noise))
     if a.shape != e.shape:
         return ArrayDiff(a.shape, False, size=e.size,
                          problem="shape {} differs from the original's {}".format(a.shape, e.shape))
@@ -58,7 +72,7 @@ def compare_arrays(actual, expected, tol, brief=False):
     d = np.where(np.isnan(d), np.inf, d)  # NaN on one side only is a mismatch
     ae = np.abs(np.where(np.isfinite(e), e, 0.0))
     scale = float(ae.max()) if ae.size else 0.0
-    atol_abs = tol.floor + tol.atol * scale
+    atol_abs = _allowed(tol, scale, noise)
     bad = d > atol_abs + tol.rtol * ae
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(ae > 0, d / ae, np.where(d > 0, np.inf, 0.0))
@@ -74,12 +88,21 @@ def compare_arrays(actual, expected, tol, brief=False):
     need_a = float(max(0.0, (d - tol.floor - tol.rtol * ae).max()))
     return ArrayDiff(e.shape, passed, float(d.max()), float(rel.max()), scale, rms,
                      int(bad.sum()), int(e.size), first,
-                     need_a / scale if scale > 0 else need_a, float(need_r.max()))
+                     need_a / scale if scale > 0 else need_a, float(need_r.max()), noise=noise,
+                     noise_multiple=_multiple(float(d.max()), noise), rms_only=not passed and not bad.any())
 
 
-def numeric_check(actual, expected, tol):
-    """Compare every output; figures hold the worst output's numbers (for reports/baselines)."""
-    diffs = [compare_arrays(a, e, tol) for a, e in zip(actual, expected)]
+def _multiple(error, noise):
+    if noise is None:
+        return None
+    return error / noise if noise > 0 else (0.0 if error == 0 else float("inf"))
+
+
+def numeric_check(actual, expected, tol, noise=None):
+    """Compare every output (``noise``: their float32 noise floors); figures hold the worst
+    output's numbers (for reports and baselines)."""
+    noise = list(noise) if noise is not None else [None] * len(expected)
+    diffs = [compare_arrays(a, e, tol, noise=n) for a, e, n in zip(actual, expected, noise)]
     if len(actual) != len(expected):
         diffs.append(ArrayDiff((), False, problem="{} outputs, the original has {}".format(
             len(actual), len(expected))))
@@ -90,15 +113,20 @@ def numeric_check(actual, expected, tol):
                    rms_error=max(d.rms for d in diffs), mismatches=sum(d.mismatches for d in diffs),
                    elements=sum(d.size for d in diffs), needed_atol=max(d.needed_atol for d in diffs),
                    needed_rtol=max(d.needed_rtol for d in diffs), tolerance=tol.describe())
+    multiples = [d.noise_multiple for d in diffs if d.noise_multiple is not None]
+    if multiples:
+        noisiest = max((d for d in diffs if d.noise_multiple is not None), key=lambda d: d.noise_multiple)
+        figures.update(noise_multiple=max(multiples),
+                       noise_floor=noisiest.noise / noisiest.scale if noisiest.scale else noisiest.noise)
     figures = {k: (_finite(v) if isinstance(v, float) else v) for k, v in figures.items()}
-    summary = "max abs {:.3g} (max|y| {:.3g}), max rel {:.3g}; tolerance {}".format(
-        figures["max_abs_error"], worst.scale, figures["max_rel_error"], tol.describe())
+    summary = "max abs {:.3g} (max|y| {:.3g}), max rel {:.3g}{}; tolerance {}".format(
+        figures["max_abs_error"], worst.scale, figures["max_rel_error"],
+        ", error = {:.3g}x the noise floor".format(figures["noise_multiple"]) if multiples else "",
+        tol.describe())
     details = [d.problem for d in diffs if d.problem]
     if not passed:
         summary = "outputs differ: " + summary
-        details.append("would pass with atol >= {:.3g}*max|y| (at rtol={:g}) or rtol >= {:.3g} "
-                       "(at atol={:g}*max|y|)".format(figures["needed_atol"], tol.rtol,
-                                                      figures["needed_rtol"], tol.atol))
+        details.append(_would_pass(diffs, tol, figures))
         rows = [(i, "x".join(map(str, d.shape)), "{:.3g}".format(d.max_abs), "{:.3g}".format(d.max_rel),
                  "{:.3g}".format(d.rms), "{}/{} ({:.2%})".format(d.mismatches, d.size, d.mismatches / max(d.size, 1)),
                  d.first_index if d.first_index is not None else "-")
@@ -107,6 +135,19 @@ def numeric_check(actual, expected, tol):
             details += tabulate(rows, ["out", "shape", "max abs", "max rel", "rel rms", "mismatch",
                                        "first at"], tablefmt="simple").splitlines()
     return CheckResult("numeric", passed, summary, details, figures)
+
+
+def _would_pass(diffs, tol, figures):
+    """The hint after a failure: the tolerance that would have passed, in the terms of ``tol``."""
+    if all(d.rms_only or d.passed for d in diffs if not d.problem):
+        worst = max(d.rms for d in diffs)
+        return "every element is within tolerance; only the relative RMS {:.3g} exceeds its limit {:g}".format(
+            worst, tol.rms)
+    if tol.noise is not None:
+        return "would pass at {:.3g}x the noise floor (the limit is {:g}x)".format(
+            figures.get("noise_multiple") or 0.0, tol.noise)
+    return "would pass with atol >= {:.3g}*max|y| (at rtol={:g}) or rtol >= {:.3g} (at atol={:g}*max|y|)".format(
+        figures["needed_atol"], tol.rtol, figures["needed_rtol"], tol.atol)
 
 
 def _finite(x):

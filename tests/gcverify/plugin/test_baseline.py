@@ -37,9 +37,15 @@ def test_planted_regression_fails_its_rows(project, monkeypatch, plant, problem)
     result.stdout.fnmatch_lines([problem])
 
 
-def test_planted_regression_within_tolerance_passes_without_baseline(project, monkeypatch):
-    monkeypatch.setenv("GC_PLANT", "error")
-    project.runpytest(*ARGS).assert_outcomes(passed=4)  # only the baseline can see it
+def test_a_planted_error_under_a_fixed_tolerance_is_seen_by_the_noise_floor_and_the_baseline(project, monkeypatch):
+    monkeypatch.setenv("GC_PLANT", "error")  # every weight of the second conv 2e-5 off
+    result = project.runpytest(*ARGS)
+    result.assert_outcomes(passed=2, failed=2)  # far above each model's float32 noise floor
+    result.stdout.fnmatch_lines(["*[[]numeric] outputs differ: *error = *x the noise floor; tolerance <= 4x noise floor*"])
+    fixed = project.runpytest(*ARGS, "--gc-tolerance=float32-fixed")
+    fixed.assert_outcomes(passed=4)  # under the fixed 1e-4 of earlier versions it hides...
+    caught = project.runpytest(*ARGS, "--gc-tolerance=float32-fixed", "--gc-baseline=base.json")
+    caught.assert_outcomes(passed=2, failed=2)  # ...and only a baseline could see it
 
 
 @pytest.mark.parametrize("content, message", [

@@ -79,11 +79,13 @@ def test_the_floor_allows_absolute_error_near_zero_and_brief_agrees(rng):
     actual = expected + 5e-6
     assert not compare_arrays(actual, expected, Tolerance(0.0, 1e-4)).passed
     assert compare_arrays(actual, expected, Tolerance(0.0, 1e-4, floor=1e-5)).passed
-    for tol in (Tolerance(0.0, 1e-4, floor=1e-5), TOLERANCES["float32"], TOLERANCES["exact"]):
+    for tol in (Tolerance(0.0, 1e-4, floor=1e-5), TOLERANCES["float32"], TOLERANCES["float32-fixed"],
+                TOLERANCES["exact"]):
         for noise in (0.0, 1e-6, 1e-4, 1e-2):
             e = rng.randn(4, 5)
             a = e + noise * rng.randn(4, 5)
-            full, brief = compare_arrays(a, e, tol), compare_arrays(a, e, tol, brief=True)
+            floor = 1e-6  # the output's measured noise floor, used by the float32 preset
+            full, brief = compare_arrays(a, e, tol, noise=floor), compare_arrays(a, e, tol, brief=True, noise=floor)
             assert (full.passed, full.max_abs, full.scale) == (brief.passed, brief.max_abs, brief.scale)
             assert brief.passed or brief.mismatches == full.mismatches > 0
     assert Tolerance().merged({"floor": 1e-3}).describe().endswith("floor=0.001")
@@ -102,3 +104,14 @@ def test_a_spec_variant_passes_options_and_replaces_fields():
     assert spec.variant("same").convert is convert
     with pytest.raises(ValueError, match="identifier"):
         spec.variant("base-x3")
+
+
+def test_the_float32_preset_is_a_multiple_of_the_noise_floor_and_says_so():
+    e = np.linspace(-1, 1, 20)
+    tol = TOLERANCES["float32"]
+    assert compare_arrays(e + 3.9e-6, e, tol, noise=1e-6).passed  # under 4x the floor (+1e-7 of the scale)
+    failed = compare_arrays(e + 4.2e-6, e, tol, noise=1e-6)
+    assert not failed.passed and failed.noise_multiple == pytest.approx(4.2)
+    with pytest.raises(ValueError, match="multiple of the noise floor: measure the floor"):
+        compare_arrays(e, e, tol)  # without a floor the verdict has no ground
+    assert tol.describe() == "<= 4x noise floor atol=1e-07*max|y|"

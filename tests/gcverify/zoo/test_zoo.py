@@ -17,6 +17,7 @@ from gcverify.zoo.resnet import resnet50
 from gcverify.zoo.pretrained import (RESNET50_ENV, PretrainedNotFoundError, nnabla_resnet50_path,
                                      resnet50_pretrained_path)
 from gcverify.api import default_models
+from gcverify.verify.model_copy import copy_model
 
 FROM_CODE = [s.name for s in ZOO if s.name != "resnet50-pretrained"]
 SMALL = [n for n in FROM_CODE if n != "resnet50"]
@@ -111,7 +112,7 @@ def test_conv_dimensionality(built, name, ndim):
 
 @pytest.mark.parametrize("name", FROM_CODE)
 def test_forward_on_cpu_is_finite_and_not_degenerate(built, name):
-    model = built[name]
+    model = copy_model(built[name])  # random functions (noisy_dqn) draw with fixed seeds
     outs = model.forward()
     assert len(outs) == len(model.outputs) >= 1
     for out in outs:
@@ -119,10 +120,10 @@ def test_forward_on_cpu_is_finite_and_not_degenerate(built, name):
         assert out.std() > 1e-3 * (np.abs(out).mean() + 1e-12)
         if out.shape[0] > 1:  # different samples give different results
             assert not np.allclose(out[0], out[1])
-    assert np.array_equal(model.forward()[0], outs[0])  # forward is repeatable
+    assert np.array_equal(copy_model(built[name]).forward()[0], outs[0])  # every copy computes the same
 
 
-@pytest.mark.parametrize("name", FROM_CODE)
+@pytest.mark.parametrize("name", [n for n in FROM_CODE if n != "lstm"])  # the LSTM has no BN
 def test_bn_statistics_and_weights_are_randomized(built, name):
     view = _view(built[name])
     bns = _functions(built[name], "BatchNormalization")
@@ -144,6 +145,7 @@ def test_build_is_deterministic_per_seed(registry, name):
     assert not all(np.array_equal(a.params[k].d, c.params[k].d) for k in a.params)
     assert np.array_equal(a.input_data[0], b.input_data[0])
     assert not np.array_equal(a.input_data[0], c.input_data[0])
+    a, b, c = (copy_model(m) for m in (a, b, c))  # random functions draw with fixed seeds
     assert np.array_equal(a.forward()[0], b.forward()[0])
     assert not np.allclose(a.forward()[0], c.forward()[0])
 
