@@ -29,6 +29,9 @@ OPTIONS = (
      "conversion into this directory", ""),
     ("--gc-seed", "gc_seed", "seed of model parameters and inputs", "0"),
     ("--gc-speed-repeats", "gc_speed_repeats", "timed rounds per speed check (interleaved)", "5"),
+    ("--gc-saved", "gc_saved", "write each converted graph as .nnp, reload it and require identical "
+     "outputs: auto (graphs up to 64 MB of parameters; larger ones say they were skipped), all, "
+     "off", "auto"),
     ("--gc-error-factor", "gc_error_factor", "baseline: allowed growth factor of errors", "4"),
     ("--gc-speed-margin", "gc_speed_margin", "baseline: allowed relative drop of speed ratios",
      "0.25"),
@@ -53,6 +56,7 @@ class Settings:
     seed: int = 0
     speed_repeats: int = 5
     thresholds: Thresholds = field(default_factory=Thresholds)
+    saved: str = "auto"
 
     @classmethod
     def parse(cls, get, models, converters):
@@ -77,7 +81,8 @@ class Settings:
                    paths["gc_save_baseline"], gpus, graphs,
                    _number(get, "gc_seed", int, 0), _number(get, "gc_speed_repeats", int, 1),
                    Thresholds(error_factor=_number(get, "gc_error_factor", float, 1.0),
-                              speed_margin=_number(get, "gc_speed_margin", float, 0.0)))
+                              speed_margin=_number(get, "gc_speed_margin", float, 0.0)),
+                   _saved_mode(get))
 
 
 def _output_paths(get):
@@ -98,6 +103,13 @@ def _output_paths(get):
             except ReportFileError as e:
                 raise SettingsError(str(e)) from None
     return paths
+
+
+def _saved_mode(get):
+    mode = (get("gc_saved") or "auto").strip()
+    if mode not in ("auto", "all", "off"):  # verify.saved.SAVED_MODES, without importing nnabla
+        raise SettingsError("--gc-saved takes auto, all or off, got {!r}".format(mode))
+    return mode
 
 
 def _number(get, key, kind, minimum):

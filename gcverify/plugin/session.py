@@ -13,6 +13,7 @@ from ..report.baseline import Baseline
 from ..report.files import ReportFileError
 from ..verify.case import CaseSettings
 from ..verify.devices import Device
+from ..verify.saved import SavedOptions
 from .options import Settings, SettingsError
 
 __all__ = ["Session", "Case", "ModelCache"]
@@ -90,7 +91,7 @@ class Session:
     def case_settings(self):
         s = self.settings
         return CaseSettings(speed_repeats=s.speed_repeats, baseline=self._baseline,
-                            thresholds=s.thresholds, graphs=s.graphs)
+                            thresholds=s.thresholds, graphs=s.graphs, saved=SavedOptions(mode=s.saved))
 
     def cases(self):
         s = self.settings

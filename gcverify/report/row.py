@@ -60,6 +60,10 @@ class Row:
     speed_ratio: Optional[float] = None
     speed_judged: Optional[bool] = None
     speed_note: Optional[str] = None
+    # the converted graph written as .nnp and reloaded (verify/saved.py)
+    saved: Optional[str] = None          # identical, differs, skipped: ..., unsaveable: ..., off
+    saved_bytes: Optional[int] = None
+    saved_time: Optional[float] = None
     # comparisons and files
     baseline: Optional[str] = None
     graphs: Optional[List[str]] = None

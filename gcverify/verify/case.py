@@ -29,6 +29,7 @@ from .execution import evaluate, feed, feed_conversion, guess_layouts, run_conve
 from .model_copy import copy_model
 from .numeric import locate_divergence, numeric_check
 from .results import CheckResult
+from .saved import SavedOptions, saved_check
 from .snapshot import Snapshot
 from .speed import speed_check, time_interleaved
 from .structure import layer_check, wiring_check
@@ -42,12 +43,13 @@ MAX_FAILURES_SHOWN = 4
 class CaseSettings:
     """How cases run: timed rounds of speed checks, the baseline (a
     :class:`~gcverify.report.baseline.Baseline`) and its thresholds, a directory for graph
-    pictures."""
+    pictures, the saved check's options (:class:`~gcverify.verify.saved.SavedOptions`)."""
 
     speed_repeats: int = 5
     baseline: object = None
     thresholds: Thresholds = Thresholds()
     graphs: Optional[str] = None
+    saved: SavedOptions = SavedOptions()
 
 
 @dataclass
@@ -169,6 +171,14 @@ def _run(spec, device, original, reference, verdict, settings):
             where = divergence(original, conversion, tol, original_view)
             numeric.details.insert(0, where or "first divergence: no intermediate could be compared")
         verdict.fail(numeric)
+    # --- saved: the graph written as .nnp and reloaded computes the same (verify/saved.py);
+    # only for a row that passed so far, reusing the outputs just computed
+    if not verdict.failures:
+        saved = saved_check(conversion, original, original.input_data, actual, spec.cpu_emulation,
+                            settings.saved)
+        row.update(saved.figures)
+        if not saved.passed:
+            verdict.fail(saved)
     _speed(spec, device, original, conversion, outputs, verdict, settings)
     _baseline(settings, verdict)
 
