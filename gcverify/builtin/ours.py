@@ -122,7 +122,8 @@ def statistics(model):
     """StatisticsConverter: recording taps on inner-product inputs, outputs exactly equal."""
     GC = _gc()
     c = GC.StatisticsConverter(params=model.params)
-    return _ours(c, c.convert(list(model.outputs), list(model.inputs)), model)
+    outputs = c.convert(list(model.outputs), list(model.inputs))
+    return _ours(c, outputs, model, names=c.recorder.tap_names())
 
 
 def qdq(model):
@@ -131,7 +132,7 @@ def qdq(model):
     calibrate = GC.StatisticsConverter(params=model.params)
     taps = calibrate.convert(list(model.outputs), list(model.inputs))
     feed(model.inputs, model.input_data)
-    nn.forward_all(taps)
+    calibrate.recorder.forward(taps)
     c = GC.QuantizeDequantizeConverter(ranges=calibrate.recorder, n=8, params=model.params)
     return _ours(c, c.convert(list(model.outputs), list(model.inputs)), model)
 

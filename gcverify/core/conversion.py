@@ -16,7 +16,8 @@ class Conversion:
     ``var_map`` maps original variables to the converted graph's (for locating the first
     diverging function); ``parameters`` names the converted graph's parameters (model
     parameters plus new ones); ``events`` are what the converter reported doing (our
-    converters' ``Rewrite.events``: folded, kept with a reason, ...).
+    converters' ``Rewrite.events``: folded, kept with a reason, ...). ``names`` names
+    intermediate variables for a saved file (e.g. the statistics taps of a calibration graph).
     """
 
     outputs: List[object]
@@ -28,6 +29,7 @@ class Conversion:
     input_perms: Optional[list] = None
     input_data: Optional[list] = None
     output_perms: Optional[list] = None
+    names: Dict[str, object] = field(default_factory=dict)
 
     @property
     def params(self):

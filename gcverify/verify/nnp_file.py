@@ -170,13 +170,14 @@ def _output_name(outputs, o):
 @dataclass
 class LoadedNetwork:
     """A network built by NNabla's loader: the executor's data and output variables in its
-    order, and the parameters it loaded (a private scope's)."""
+    order, the parameters it loaded (a private scope's) and every variable by name."""
 
     inputs: List[object]
     outputs: List[object]
     parameters: Dict[str, object]
     data_names: List[str]
     output_names: List[str]
+    variables: Dict[str, object] = field(default_factory=dict)
 
 
 def load_network(path, network=None, executor=None, batch_size=None):
@@ -202,4 +203,4 @@ def load_network(path, network=None, executor=None, batch_size=None):
     data_names = [d.variable_name for d in proto.data_variable]
     output_names = [o.variable_name for o in proto.output_variable]
     return LoadedNetwork([net.variables[n] for n in data_names], [net.variables[n] for n in output_names],
-                         dict(params), data_names, output_names)
+                         dict(params), data_names, output_names, dict(net.variables))

@@ -103,7 +103,7 @@ def saved_check(conversion, model, data, expected=None, emulate=False, options=S
 
 
 def _compare(conversion, data, expected, emulate, layout, path, t0):
-    write_nnp(path, conversion, layout)
+    write_nnp(path, conversion, layout, extra_names=conversion.names)
     batch = conversion.inputs[0].shape[0] if conversion.inputs and conversion.inputs[0].ndim else None
     loaded = load_network(path, layout.network, layout.executor, batch_size=batch)
     arrays = dict(zip(layout.input_names, input_arrays(conversion, data)))
