@@ -18,7 +18,7 @@ from ..core.model import Model, ModelSpec, seeded_inputs
 from ..core.registry import UnknownModelError
 
 __all__ = ["NnpLoadError", "nnp_spec", "nnp_resolver", "open_nnp", "load_nnp_model", "build_network",
-           "split_nnp_token", "SELECTOR"]
+           "build_named_network", "executor_network", "split_nnp_token", "SELECTOR"]
 
 SELECTOR = "::"
 
@@ -63,6 +63,14 @@ def open_nnp(path):
     return loader, names
 
 
+def executor_network(loader, names):
+    """The network the file's first executor runs (what the file is for), else its first."""
+    for executor in getattr(loader.g, "executors", {}).values():
+        if executor.proto.network_name in names:
+            return executor.proto.network_name
+    return names[0]
+
+
 def _declared_outputs(loader, network, net):
     """Outputs an executor of ``network`` names, which may be read elsewhere in the graph too
     (the network's own outputs are only its unconsumed variables); None without an executor."""
@@ -88,6 +96,12 @@ def load_nnp_model(path, network=None, seed=0, name=None, callback=None, batch_s
 
 def build_network(opened, path, network=None, seed=0, name=None, callback=None, batch_size=None):
     """Like :func:`load_nnp_model`, from what :func:`open_nnp` returned for ``path``."""
+    return build_named_network(opened, path, network, seed, name, callback, batch_size)[0]
+
+
+def build_named_network(opened, path, network=None, seed=0, name=None, callback=None, batch_size=None):
+    """:func:`build_network`, and the file's names of the model's inputs and outputs:
+    ``(Model, input names, output names)`` (a leaf the file does not name: ``input_<i>``)."""
     loader, names = opened
     if network is None:
         network = names[0]
@@ -107,5 +121,8 @@ def build_network(opened, path, network=None, seed=0, name=None, callback=None, 
     read = GraphView(outputs, nn.get_parameters(grad_only=False)).inputs
     declared = [v for v in net.inputs.values() if v in set(read)]
     inputs = declared + [v for v in read if v not in set(declared)]
-    return Model(name or path, inputs, outputs, seeded_inputs(inputs, seed),
-                 description="network {!r} of {}".format(network, path))
+    model = Model(name or path, inputs, outputs, seeded_inputs(inputs, seed),
+                  description="network {!r} of {}".format(network, path))
+    known = {v: k for k, v in net.variables.items()}
+    return (model, [known.get(v, "input_{}".format(i)) for i, v in enumerate(inputs)],
+            [known.get(v, "output_{}".format(i)) for i, v in enumerate(outputs)])
