@@ -47,6 +47,9 @@ def _parser():
     c.add_argument("--speed-repeats", type=int, default=5, help="timed rounds of speed checks")
     c.add_argument("--no-speed", action="store_true",
                    help="skip the speed expectations (a busy machine times badly)")
+    c.add_argument("--export", choices=["onnx"],
+                   help="also write OUT.onnx with NNabla's converter and check it in onnxruntime "
+                        "(skipped, with the reason, where either is missing)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress messages on stderr")
     return p
 

@@ -28,10 +28,12 @@ from converters.graph_view import GraphView
 from ..report.files import ReportFileError, check_writable
 from ..report.table import table
 from ..verify.case import CaseSettings, run_case
+from ..verify.execution import input_arrays
 from ..verify.devices import Device, UnknownDeviceError
 from ..verify.nnp_file import UnsaveableGraph, layout_tag, plan_layout, write_nnp
 from ..verify.saved import SavedOptions
 from .chain import Chain
+from .onnx_export import export_onnx, onnx_check, onnx_unavailable
 from .source import (UsageError, converter_registry, converter_specs, inputs_for, load_source,
                      read_inputs)
 
@@ -111,6 +113,11 @@ def _prepare(args, progress):
     registry = converter_registry(args.converters_from or ())
     specs = converter_specs(registry, args.with_)
     check_target(args.output, args.input)
+    if args.export == "onnx":
+        try:
+            check_writable(_onnx_path(args), "--export onnx:")
+        except ReportFileError as e:
+            raise UsageError(str(e)) from None
     device = _device(args.device)
     arrays, batch = read_inputs(args.inputs) if args.inputs else (None, None)
     progress.start("loading {}".format(args.input))
@@ -153,7 +160,7 @@ def run(args, out=None, err=None):
         verdict = run_case(spec, lambda: source.model, device, "{}-{}-{}".format(spec.name, label, device.name),
                            label, settings)
         progress.done()
-        return _finish(args, verdict, chain, saved, tmp, out, progress)
+        return _finish(args, verdict, chain, saved, tmp, out, progress, source)
     except UsageError as e:
         progress.done("failed")
         print("gcverify convert: error: {}".format(e), file=err)
@@ -165,7 +172,36 @@ def run(args, out=None, err=None):
             os.unlink(tmp)
 
 
-def _finish(args, verdict, chain, saved, tmp, out, progress):
+def _onnx_path(args):
+    return os.path.splitext(args.output)[0] + ".onnx"
+
+
+def _onnx(args, chain, source, tmp, out, progress):
+    """``--export onnx``: the ONNX file written beside ``tmp`` and checked; returns
+    ``(failure message or None, temporary ONNX path or None)``."""
+    reason = onnx_unavailable()
+    if reason:
+        print("onnx: skipped: {}".format(reason), file=out)
+        return None, None
+    progress.start("exporting ONNX and running it in onnxruntime")
+    path = tmp[:-4] + ".onnx"
+    conversion = chain.conversion
+    try:
+        export_onnx(tmp, path, conversion.inputs[0].shape[0] if conversion.inputs else 1)
+    except Exception as e:  # NNabla's exporter raises many types for what it cannot express
+        progress.done("failed")
+        return "NNabla's ONNX exporter failed: {}: {}".format(type(e).__name__, str(e).strip()[:300]), path
+    layout = plan_layout(conversion, source.network, source.executor or "runtime",
+                         source.input_names, source.output_names)
+    feeds = dict(zip(layout.input_names, input_arrays(conversion, source.model.input_data)))
+    result = onnx_check(path, feeds, source.model.forward(), conversion.output_perms,
+                        chain.spec.tolerance_for(source.model))
+    progress.done("done" if result.passed else "failed")
+    print(result.message(), file=out)
+    return (None if result.passed else result.summary), path
+
+
+def _finish(args, verdict, chain, saved, tmp, out, progress, source):
     row = verdict.row
     row.outcome = "skipped" if verdict.skip else ("failed" if verdict.failures else "passed")
     row.message = verdict.skip or verdict.summary() or None
@@ -173,6 +209,23 @@ def _finish(args, verdict, chain, saved, tmp, out, progress):
     if verdict.skip:
         raise UsageError("the case was skipped: {}".format(verdict.skip))
     data = "inputs from {}".format(args.inputs) if args.inputs else "seeded inputs (seed {})".format(args.seed)
+    if not verdict.failures and args.export == "onnx":
+        failure, onnx_tmp = _onnx(args, chain, source, tmp, out, progress)
+        try:
+            if failure and not args.force:
+                print("not written: {} (--force writes the .nnp anyway)".format(failure), file=out)
+                return EXIT_FAILED
+            if onnx_tmp and not failure:
+                os.replace(onnx_tmp, _onnx_path(args))
+                print("wrote {}".format(_onnx_path(args)), file=out)
+        finally:
+            if onnx_tmp and os.path.exists(onnx_tmp):
+                os.unlink(onnx_tmp)
+        if failure:  # --force: the verified .nnp is written, the failed ONNX is not
+            _ship(args, tmp, progress)
+            print("written anyway (--force): {}; the ONNX export failed: {}".format(args.output, failure),
+                  file=out)
+            return EXIT_FAILED
     if not verdict.failures:
         _ship(args, tmp, progress)
         print("verified: {} on network {!r} of {} ({}, {}): {}".format(
@@ -220,7 +273,7 @@ def _figures(row):
     changes += ["+{} {}".format(v, k) for k, v in sorted((row.added or {}).items())]
     parts.append("functions {} -> {}{}".format(row.functions_before, row.functions_after,
                                                " ({})".format(", ".join(changes)) if changes else ""))
-    if row.speed_ratio is not None:
+    if row.speed_ratio is not None and row.speed_judged:
         parts.append("speed {:.2f}x".format(row.speed_ratio))
     parts.append("the written file reloads to identical outputs")
     return "; ".join(parts)

@@ -199,3 +199,29 @@ def test_a_missing_required_argument_is_a_usage_error(train_and_infer):
     done = subprocess.run([os.path.join(BIN, "gcverify"), "convert", str(path), "--with", "bn_fold"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "the following arguments are required: -o/--output" in done.stderr
+
+
+def test_onnx_export_is_checked_in_onnxruntime_or_skipped_with_the_reason(train_and_infer, tmp_path, capsys,
+                                                                          monkeypatch):
+    from gcverify.deploy.onnx_export import onnx_unavailable
+    path, data, expected = train_and_infer
+    if onnx_unavailable() is None:
+        import onnxruntime
+        status, stdout, _ = convert(capsys, path, "-o", tmp_path / "f.nnp", "--with", "bn_fold",
+                                    "--export", "onnx")
+        assert status == 0 and "[onnx] onnxruntime against the original: max abs" in stdout, stdout
+        session = onnxruntime.InferenceSession(str(tmp_path / "f.onnx"), providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(session.run(None, {"x": data})[0], expected, rtol=1e-4,
+                                   atol=1e-5 * np.abs(expected).max())
+        # NNabla 1.39's exporter writes channel_last=True convolutions as channel-first ONNX
+        # Conv: the check catches it and nothing is written
+        status, stdout, _ = convert(capsys, path, "-o", tmp_path / "cl.nnp", "--with", "channel_last",
+                                    "--export", "onnx")
+        assert status == 1 and "not written: onnxruntime could not run the exported ONNX model" in stdout
+        assert not (tmp_path / "cl.nnp").exists() and not (tmp_path / "cl.onnx").exists()
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as where it is not installed
+    status, stdout, _ = convert(capsys, path, "-o", tmp_path / "s.nnp", "--with", "bn_fold",
+                                "--export", "onnx", "-q")
+    assert status == 0 and "onnx: skipped: " in stdout and "is not importable" in stdout
+    assert (tmp_path / "s.nnp").exists() and not (tmp_path / "s.onnx").exists()
+    assert not leftovers(tmp_path)

@@ -169,3 +169,14 @@ def test_a_row_that_failed_already_is_not_saved():
     verdict = run_case(spec, lambda: model, device, "too_strict-lenet-cpu", "lenet",
                        CaseSettings(speed_repeats=1, saved=ALL))
     assert verdict.failures and verdict.row.saved is None
+
+
+def test_assert_saved_passes_keeps_the_file_where_asked_and_fails_with_the_reason(tmp_path):
+    from gcverify.api import assert_saved
+    model, conversion = _converted("channel_last")
+    result = assert_saved(model, conversion, path=str(tmp_path / "kept.nnp"))
+    assert result.figures["saved"] == "identical" and (tmp_path / "kept.nnp").is_file()
+    y = F.relu(python_identity(model.outputs[0]))
+    with pytest.raises(AssertionError, match=r"does not survive \.nnp\n\[saved\] cannot be saved as \.nnp: "
+                                             r"PythonIdentity #\d+ is a Python function"):
+        assert_saved(model, y)
