@@ -110,6 +110,8 @@ def _file_mode(output):
 
 def _prepare(args, progress):
     """Everything before converting: specs, target, device, source, data (UsageError)."""
+    if args.speed_repeats < 1:
+        raise UsageError("--speed-repeats must be >= 1, got {}".format(args.speed_repeats))
     registry = converter_registry(args.converters_from or ())
     specs = converter_specs(registry, args.with_)
     check_target(args.output, args.input)

@@ -159,6 +159,8 @@ BAD = [
     ("converters module marking nothing", lambda p, t: [p, "--with", "bn_fold", "--converters-from",
                                                         "gcverify.core.layouts"], "it marks no converter"),
     ("unknown device", lambda p, t: [p, "--with", "bn_fold", "--device", "tpu"], "--device: unknown device"),
+    ("no timed rounds", lambda p, t: [p, "--with", "bn_fold", "--speed-repeats", "0"],
+     "--speed-repeats must be >= 1, got 0"),
     ("inputs without the input's name", lambda p, t: [p, "--with", "bn_fold", "--inputs",
                                                       _npz(t, image=np.zeros((2, 3, 8, 8)))],
      "no array for input 'x' (shape (2, 3, 8, 8)); it holds: image"),

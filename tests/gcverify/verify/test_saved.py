@@ -180,3 +180,13 @@ def test_assert_saved_passes_keeps_the_file_where_asked_and_fails_with_the_reaso
     with pytest.raises(AssertionError, match=r"does not survive \.nnp\n\[saved\] cannot be saved as \.nnp: "
                                              r"PythonIdentity #\d+ is a Python function"):
         assert_saved(model, y)
+
+
+def test_a_graph_with_random_functions_is_compared_by_structure_only():
+    x = nn.Variable((4, 16))
+    y = F.dropout(F.tanh(x), p=0.5)
+    model = Model("random", [x], [y], seeded_inputs([x]))
+    result = saved_check(Conversion([y], [x], parameters={}), model, model.input_data, options=ALL)
+    assert result.passed, result.message()
+    assert result.figures["saved"] == "same functions (random: outputs not compared)"
+    assert "random functions (Dropout) draw anew" in result.summary
