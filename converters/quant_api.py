@@ -8,8 +8,8 @@ Seed 000 (``GraphConverter([...Modifier()]).convert(y)``) and seed 003
 Calibration in three steps (the recorder belongs to the conversion that made it)::
 
     stats = GC.StatisticsConverter(name="calib")
-    y_calib = stats.convert(y, [x])
-    for batch in data: x.d = batch; y_calib.forward()
+    y_calib = stats.convert(y, [x])           # Identity taps: an ordinary, saveable graph
+    for batch in data: x.d = batch; stats.recorder.forward(y_calib)   # records via NNabla's hook
     y_q = GC.QuantizeDequantizeConverter(name="int8", ranges=stats.recorder).convert(y, [x])
 """
 from . import fixed_point, low_rank, qdq, statistics

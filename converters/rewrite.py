@@ -180,9 +180,9 @@ def rebuild(view, graph_pass, context=None, taken_names=()):
     """Run one pass over ``view``; returns (new outputs, builder, replaced inputs)."""
     for f in view.functions:  # refused before anything is built
         if not hasattr(_functions, f.info.type_name) and not graph_pass.rebuilds(f):
-            raise ValueError("{} is not an NNabla function type (a Python function such as a "
-                             "statistics tap?): a conversion cannot rebuild it; convert the "
-                             "graph without it".format(view.describe(f)))
+            raise ValueError("{} is not an NNabla function type (a Python function, "
+                             "nnabla.function.PythonFunction?): a conversion cannot rebuild it; "
+                             "convert the graph without it".format(view.describe(f)))
     b = Builder(view, context, taken_names)
     plan = graph_pass.plan(view)
     replaced_inputs = graph_pass.input_map(view, b, plan)

@@ -1,28 +1,37 @@
 """Statistics recording: identity taps that watch chosen tensors during calibration forwards.
 
 ``RecordStatistics`` rebuilds the graph with a tap after each chosen tensor: an NNabla
-``PythonFunction`` whose output is a copy of its input (``y = x`` exactly, gradient passed
-through), and whose forward also folds ``x`` into a :class:`TensorStatistics` record:
-min, max, mean and a histogram of the whole tensor, and min, max, mean per channel.
+``Identity`` function (``y = x`` exactly, gradient passed through), so a calibration graph
+is an ordinary NNabla graph: it can be converted again, saved as ``.nnp`` and run anywhere.
+The recording itself happens in NNabla's forward hook: forward with
+``recorder.forward(outputs)`` (or ``nn.forward_all(outputs, function_post_hook=recorder.hook)``)
+and each tap's output is folded into a :class:`TensorStatistics` record: min, max, mean and a
+histogram of the whole tensor, and min, max, mean per channel. A plain ``y.forward()``
+computes the same numbers and records nothing.
 
 Nothing is global: the records live in the :class:`StatisticsRecorder` handed to the pass,
 keyed by the *original* graph's variables, so a later pass on that same graph (e.g.
-``qdq.QuantizeDequantize``) can look ranges up. A tap is a Python function, not an NNabla
-function type: the recording graph is for calibration only (it cannot be converted again
-or saved); convert the original graph instead.
+``qdq.QuantizeDequantize``) can look ranges up. The recorder knows its taps by function: a
+copy of the calibration graph (converted again, or saved and loaded elsewhere) has taps of
+its own; :meth:`StatisticsRecorder.tap_names` names the taps for a saved file, and
+:meth:`StatisticsRecorder.from_taps` records through those of a loaded one.
 
 The histogram keeps a fixed even number of bins ``[a, b)`` over ``[lo, lo + bins * width)``;
 a value outside doubles the width (merging neighbouring bins, exact) and extends the range on the
 side that overflowed, until everything fits. Counts are never re-estimated.
 """
+import re
+
 import nnabla as nn
 import numpy as np
-from nnabla.function import PythonFunction
 
 from .fixed_point import WEIGHT_OUTPUT_AXES, check_function_names
 from .rewrite import GraphPass
 
-__all__ = ["TensorStatistics", "StatisticsRecorder", "RecordStatistics", "Tap"]
+__all__ = ["TensorStatistics", "StatisticsRecorder", "RecordStatistics", "TAP_PREFIX"]
+
+# Saved calibration graphs name their taps "statistics_tap_<k>_<what it watches>".
+TAP_PREFIX = "statistics_tap_"
 
 
 def _check_bins(bins):
@@ -132,12 +141,53 @@ class StatisticsRecorder:
                 channel_axis))
         self.bins, self.channel_axis = _check_bins(bins), channel_axis
         self._records = {}
+        self._taps = {}  # tap function -> (its output, the record it feeds)
 
     def track(self, variable, label):
         if variable not in self._records:
             self._records[variable] = TensorStatistics(label, variable.shape, self.bins,
                                                        self.channel_axis)
         return self._records[variable]
+
+    def attach(self, tap_output, record):
+        """Feed ``record`` from the function computing ``tap_output`` at every hooked forward."""
+        self._taps[tap_output.parent] = (tap_output, record)
+
+    def hook(self, f):
+        """NNabla ``function_post_hook``: fold a tap's output into its record."""
+        tapped = self._taps.get(f)
+        if tapped is not None:
+            tapped[1].update(f.outputs[0].d)
+
+    def forward(self, outputs, clear_buffer=False):
+        """A calibration forward: ``nn.forward_all`` of ``outputs`` with :meth:`hook`."""
+        outputs = [outputs] if isinstance(outputs, nn.Variable) else list(outputs)
+        nn.forward_all(outputs, clear_buffer=clear_buffer, function_post_hook=self.hook)
+
+    def taps(self):
+        """``[(name, tap output variable, record)]``, names as :meth:`tap_names` gives them."""
+        return [("{}{}_{}".format(TAP_PREFIX, k, re.sub(r"[^0-9A-Za-z]+", "_", r.label).strip("_")), out, r)
+                for k, (out, r) in enumerate(self._taps.values())]
+
+    def tap_names(self):
+        """``{name: tap output variable}``: names for a saved calibration graph
+        (``nnabla.utils.save``'s ``names``), ``TAP_PREFIX`` + number + what it watches."""
+        return {name: out for name, out, _ in self.taps()}
+
+    @classmethod
+    def from_taps(cls, variables, bins=256, channel_axis=1):
+        """A recorder for a loaded calibration graph: ``variables`` is ``{name: Variable}``
+        (an ``NnpLoader`` network's ``variables``); every ``Identity`` output named
+        ``TAP_PREFIX...`` becomes a tap, recorded under the variable it reads, labelled
+        by its name."""
+        recorder = cls(bins, channel_axis)
+        for name, v in variables.items():
+            if name.startswith(TAP_PREFIX) and v.parent is not None and v.parent.info.type_name == "Identity":
+                recorder.attach(v, recorder.track(v.parent.inputs[0], name))
+        if not recorder._taps:
+            raise ValueError("no statistics tap (an Identity output named {}...) among {} "
+                             "variables".format(TAP_PREFIX, len(variables)))
+        return recorder
 
     def __getitem__(self, variable):
         try:
@@ -162,7 +212,9 @@ class StatisticsRecorder:
         """``(min, max)`` seen for ``variable``; per channel as arrays."""
         r = self[variable]
         if r.forwards == 0:
-            raise ValueError("{}: no calibration forward has run yet".format(r.label))
+            raise ValueError("{}: no calibration forward has run yet (forward the recording graph "
+                             "with recorder.forward(outputs), or nn.forward_all(outputs, "
+                             "function_post_hook=recorder.hook))".format(r.label))
         return (r.channel_min, r.channel_max) if per_channel else (r.min, r.max)
 
     def reset(self):
@@ -173,44 +225,9 @@ class StatisticsRecorder:
         return [r.as_row() for r in self._records.values()]
 
 
-class Tap(PythonFunction):
-    """``y = x``; the forward also feeds ``x`` into a record."""
-
-    def __init__(self, ctx, record):
-        super().__init__(ctx)
-        self.record = record
-
-    @property
-    def name(self):
-        return "StatisticsTap"
-
-    def min_outputs(self):
-        return 1
-
-    def setup_impl(self, inputs, outputs):
-        outputs[0].reset_shape(inputs[0].shape, True)
-
-    def forward_impl(self, inputs, outputs):
-        self.record.update(inputs[0].data.get_data("r"))
-        outputs[0].data.copy_from(inputs[0].data)
-
-    def backward_impl(self, inputs, outputs, propagate_down, accum):
-        if not propagate_down[0]:
-            return
-        if accum[0]:
-            inputs[0].grad += outputs[0].grad
-        else:
-            inputs[0].grad.copy_from(outputs[0].grad)
-
-    def grad_depends_output_data(self, i, o):
-        return False
-
-    def grad_depends_input_data(self, i, j):
-        return False
-
-
 class RecordStatistics(GraphPass):
-    """Insert taps recording chosen tensors into ``recorder``.
+    """Insert taps (``Identity`` functions) recording chosen tensors into ``recorder`` at
+    every forward with its hook.
 
     Args:
         recorder: a fresh :class:`StatisticsRecorder` (one per conversion).
@@ -248,10 +265,9 @@ class RecordStatistics(GraphPass):
     def _tap(self, old, new, b, plan):
         taps = plan["taps"]
         if old not in taps:
-            ctx = b.context if b.context is not None else nn.get_current_context()
-            tap = Tap(ctx, self.recorder.track(old, plan["targets"][old]))
             with nn.auto_forward(False):  # a tap must only see calibration forwards
-                taps[old] = tap(new)
+                taps[old] = b.call("Identity", [new], {})[0]
+            self.recorder.attach(taps[old], self.recorder.track(old, plan["targets"][old]))
             where = old.parent if old.parent is not None else b.view.consumers(old)[0][0]
             b.note(where, "recorded", plan["targets"][old])
         return taps[old]

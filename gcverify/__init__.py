@@ -19,7 +19,7 @@ _EXPORTS = {
     "ModelRegistry": "core.registry", "UnknownModelError": "core.registry",
     "UnknownConverterError": "core.registry",
     "Row": "report.row",
-    "convert": "api", "assert_equivalent": "api", "count_functions": "api",
+    "convert": "api", "assert_equivalent": "api", "assert_saved": "api", "count_functions": "api",
     "default_models": "api", "default_converters": "api",
 }
 __all__ = sorted(_EXPORTS) + ["register_model"]

@@ -15,11 +15,12 @@ from .verify.execution import evaluate, guess_layouts, on_cpu, run_conversion, r
 from .verify.model_copy import copy_model
 from .verify.noise_floor import measure_noise_floor
 from .verify.numeric import numeric_check
+from .verify.saved import SavedOptions, saved_check
 from .zoo import ZOO
 from .zoo.nnp import nnp_resolver
 
 __all__ = ["default_models", "default_converters", "resolve_converter", "convert",
-           "assert_equivalent", "count_functions", "as_tolerance"]
+           "assert_equivalent", "assert_saved", "count_functions", "as_tolerance"]
 
 
 def default_models():
@@ -84,6 +85,25 @@ def assert_equivalent(model, converted, tolerance=None, inputs=None):
             result.details.insert(0, where)
     if not result.passed:
         raise AssertionError("graphs are not equivalent on model {!r}\n{}".format(
+            model.name, result.message()))
+    return result
+
+
+def assert_saved(model, converted, inputs=None, path=None):
+    """Assert the converted graph survives NNabla's ``.nnp`` format: written with NNabla's
+    saver (to ``path`` when given, kept there; else a temporary file), reloaded with its
+    loader, it gives bit-identical outputs on the model's data and holds the same functions.
+    A graph the format cannot hold (a Python function) fails with the reason. Returns the
+    CheckResult."""
+    __tracebackhide__ = True
+    conversion = as_conversion(converted, model)
+    if inputs is not None:
+        conversion = replace(conversion, inputs=list(inputs))
+    conversion = guess_layouts(replace(conversion), model)
+    result = saved_check(conversion, model, model.input_data,
+                         options=SavedOptions(mode="all", path=path, unsaveable_fails=True))
+    if not result.passed:
+        raise AssertionError("the converted graph of model {!r} does not survive .nnp\n{}".format(
             model.name, result.message()))
     return result
 

@@ -1,9 +1,13 @@
 """The ``gcverify`` command (also ``python -m gcverify``):
-``gcverify report A.json B.json [--baseline B] [--save-baseline B]``.
+``gcverify report A.json B.json [--baseline B] [--save-baseline B]`` and
+``gcverify convert IN.nnp -o OUT.nnp --with bn_fold,channel_last``.
 
-Merges the JSON reports of sharded runs (one per GPU runner or machine) into one table,
-optionally compares the merged rows with a baseline (exit status 1 on any regression) and
-saves them as a baseline. Unreadable files exit with status 2 and a message naming them.
+``report`` merges the JSON reports of sharded runs (one per GPU runner or machine) into one
+table, optionally compares the merged rows with a baseline (exit status 1 on any regression)
+and saves them as a baseline. Unreadable files exit with status 2 and a message naming them.
+``convert`` (:mod:`gcverify.deploy.command`) converts a network of an ``.nnp`` file with
+registered converters, verifies the result as the matrix does and writes it only when every
+check passed (exit status 0 / 1 / 2: verified / failed / usage error).
 """
 import argparse
 import sys
@@ -25,6 +29,28 @@ def _parser():
     r.add_argument("--error-factor", type=float, default=Thresholds.error_factor)
     r.add_argument("--speed-margin", type=float, default=Thresholds.speed_margin)
     r.add_argument("--format", default="simple", help="tabulate table format (simple, github, ...)")
+    c = sub.add_parser("convert", help="convert a network of an .nnp file, verify it, write it if verified")
+    c.add_argument("input", metavar="IN.nnp")
+    c.add_argument("-o", "--output", required=True, metavar="OUT.nnp",
+                   help="written (atomically) only when every check passed")
+    c.add_argument("--with", dest="with_", required=True, metavar="NAMES",
+                   help="comma list of registered converters, applied in order (bn_fold,channel_last)")
+    c.add_argument("--network", help="the network to convert (default: the one the file's first executor runs)")
+    c.add_argument("--inputs", metavar="DATA.npz",
+                   help="verify on these arrays (by input name, or arr_0, arr_1...) instead of seeded ones")
+    c.add_argument("--converters-from", action="append", metavar="MODULE",
+                   help="a module name or .py file (e.g. a conftest.py) whose @gcverify.converter "
+                        "functions join the registered names; repeatable")
+    c.add_argument("--force", action="store_true", help="write OUT even when a check failed (and say so)")
+    c.add_argument("--device", default="cpu", help="cpu or cudnn")
+    c.add_argument("--seed", type=int, default=0, help="seed of the generated inputs")
+    c.add_argument("--speed-repeats", type=int, default=5, help="timed rounds of speed checks")
+    c.add_argument("--no-speed", action="store_true",
+                   help="skip the speed expectations (a busy machine times badly)")
+    c.add_argument("--export", choices=["onnx"],
+                   help="also write OUT.onnx with NNabla's converter and check it in onnxruntime "
+                        "(skipped, with the reason, where either is missing)")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress messages on stderr")
     return p
 
 
@@ -57,6 +83,9 @@ def report(args, out):
 def main(argv=None, out=None):
     out = out or sys.stdout
     args = _parser().parse_args(argv)
+    if args.command == "convert":
+        from .deploy.command import run  # imports nnabla: only for this command
+        return run(args, out)
     try:
         return report(args, out)
     except ReportFileError as e:

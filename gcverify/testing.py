@@ -12,7 +12,7 @@ from converters.graph_view import GraphView
 from .core.model import build_privately
 
 __all__ = ["SUITE_SOURCE", "zoo_model", "private_graph", "conv_affine_graph", "rel_error",
-           "count", "functions_of", "snapshot", "assert_untouched"]
+           "count", "functions_of", "snapshot", "assert_untouched", "python_identity"]
 
 # The verification suite's test module, as users write it.
 SUITE_SOURCE = "def test_conversion(gc_case, gc_verify):\n    gc_verify(gc_case)\n"
@@ -71,3 +71,39 @@ def assert_untouched(model, snap):
     assert set(model.params) == set(params)
     for k, (var, values) in params.items():
         assert model.params[k] is var and np.array_equal(var.d, values), k
+
+
+def python_identity(x, name="PythonIdentity"):
+    """``y = x`` through an NNabla ``PythonFunction`` called ``name``: a function no converter
+    can copy and NNabla's ``.nnp`` format cannot hold, for tests of how both refuse it."""
+    from nnabla.function import PythonFunction
+
+    class PythonIdentity(PythonFunction):
+        @property
+        def name(self):
+            return name
+
+        def min_outputs(self):
+            return 1
+
+        def setup_impl(self, inputs, outputs):
+            outputs[0].reset_shape(inputs[0].shape, True)
+
+        def forward_impl(self, inputs, outputs):
+            outputs[0].data.copy_from(inputs[0].data)
+
+        def backward_impl(self, inputs, outputs, propagate_down, accum):
+            if propagate_down[0]:
+                if accum[0]:
+                    inputs[0].grad += outputs[0].grad
+                else:
+                    inputs[0].grad.copy_from(outputs[0].grad)
+
+        def grad_depends_output_data(self, i, o):
+            return False
+
+        def grad_depends_input_data(self, i, j):
+            return False
+
+    with nn.auto_forward(False):
+        return PythonIdentity(nn.get_current_context())(x)

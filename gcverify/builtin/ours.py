@@ -174,7 +174,8 @@ def statistics(model):
     """StatisticsConverter: recording taps on inner-product inputs, outputs exactly equal."""
     GC = _gc()
     c = GC.StatisticsConverter(params=model.params)
-    return conversion_of(c, c.convert(list(model.outputs), list(model.inputs)), model)
+    outputs = c.convert(list(model.outputs), list(model.inputs))
+    return conversion_of(c, outputs, model, names=c.recorder.tap_names())
 
 
 def calibrated_ranges(model):
@@ -189,7 +190,7 @@ def calibrated_ranges(model):
     values = [(v, v.d.copy()) for f in training for v in f.inputs[-2:]]  # running mean, var
     try:
         feed(model.inputs, model.input_data)
-        nn.forward_all(taps)
+        calibrate.recorder.forward(taps)
     finally:
         for v, d in values:
             v.d = d

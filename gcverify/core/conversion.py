@@ -17,7 +17,8 @@ class Conversion:
     diverging function); ``parameters`` names the converted graph's parameters (model
     parameters plus new ones); ``events`` are what the converter reported doing (our
     converters' ``Rewrite.events``: folded, kept with a reason, ...); ``notes`` are lines the
-    row should show (e.g. which inputs a layout conversion converted).
+    row should show (e.g. which inputs a layout conversion converted); ``names`` names
+    intermediate variables for a saved file (e.g. the statistics taps of a calibration graph).
     """
 
     outputs: List[object]
@@ -30,6 +31,7 @@ class Conversion:
     input_data: Optional[list] = None
     output_perms: Optional[list] = None
     notes: List[str] = field(default_factory=list)
+    names: Dict[str, object] = field(default_factory=dict)
 
     @property
     def params(self):

@@ -72,6 +72,16 @@ def gc_assert_equivalent():
 
 
 @pytest.fixture
+def gc_assert_saved():
+    """``gc_assert_saved(model, converted, inputs=None, path=None)``: writes the converted
+    graph with NNabla's .nnp saver, reloads it with NNabla's loader and fails unless its
+    outputs are bit-identical to the in-memory graph's (or when it cannot be saved, saying
+    why). ``path`` keeps the file there."""
+    from .. import api
+    return api.assert_saved
+
+
+@pytest.fixture
 def gc_count_functions():
     """``gc_count_functions(outputs)`` -> Counter of function types;
     ``gc_count_functions(outputs, "BatchNormalization")`` -> int."""

@@ -38,6 +38,9 @@ OPTIONS = (
      "benchmark machines)", "no"),
     ("--gc-speed-peers", "gc_speed_peers", "yes: time NNabla's peers too (their speed is shown, "
      "never ours to fix)", "no"),
+    ("--gc-saved", "gc_saved", "write each converted graph as .nnp, reload it and require identical "
+     "outputs: auto (graphs up to 64 MB of parameters; larger ones say they were skipped), all, "
+     "off", "auto"),
     ("--gc-error-factor", "gc_error_factor", "baseline: allowed growth factor of errors", "4"),
     ("--gc-speed-margin", "gc_speed_margin", "baseline: allowed relative drop of speed ratios",
      "0.25"),
@@ -66,6 +69,7 @@ class Settings:
     speed_strict: bool = False
     speed_peers: bool = False
     thresholds: Thresholds = field(default_factory=Thresholds)
+    saved: str = "auto"
 
     @classmethod
     def parse(cls, get, models, converters):
@@ -93,7 +97,8 @@ class Settings:
                    _number(get, "gc_speed_seconds", float, 0.0), _yes(get, "gc_speed_strict"),
                    _yes(get, "gc_speed_peers"),
                    Thresholds(error_factor=_number(get, "gc_error_factor", float, 1.0),
-                              speed_margin=_number(get, "gc_speed_margin", float, 0.0)))
+                              speed_margin=_number(get, "gc_speed_margin", float, 0.0)),
+                   _saved_mode(get))
 
 
 def _output_paths(get):
@@ -148,6 +153,13 @@ def _yes(get, key):
     if raw not in ("yes", "no", "true", "false", "1", "0", "on", "off"):
         raise SettingsError("--{} takes yes or no, got {!r}".format(key.replace("_", "-"), raw))
     return raw in ("yes", "true", "1", "on")
+
+
+def _saved_mode(get):
+    mode = (get("gc_saved") or "auto").strip()
+    if mode not in ("auto", "all", "off"):  # verify.saved.SAVED_MODES, without importing nnabla
+        raise SettingsError("--gc-saved takes auto, all or off, got {!r}".format(mode))
+    return mode
 
 
 def _number(get, key, kind, minimum):

@@ -14,6 +14,7 @@ from ..report.files import ReportFileError
 from ..verify.case import CaseSettings
 from ..verify.devices import Device
 from ..verify.model_facts import FactsCache
+from ..verify.saved import SavedOptions
 from .options import Settings, SettingsError
 
 __all__ = ["Session", "Case", "ModelCache"]
@@ -93,8 +94,8 @@ class Session:
         s = self.settings
         return CaseSettings(speed_rounds=s.speed_repeats, speed_seconds=s.speed_seconds,
                             speed_strict=s.speed_strict, speed_peers=s.speed_peers, tolerance=s.tolerance,
-                            baseline=self._baseline,
-                            thresholds=s.thresholds, graphs=s.graphs, facts=self._facts)
+                            baseline=self._baseline, thresholds=s.thresholds, graphs=s.graphs,
+                            saved=SavedOptions(mode=s.saved), facts=self._facts)
 
     def cases(self):
         s = self.settings

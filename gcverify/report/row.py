@@ -70,6 +70,10 @@ class Row:
     speed_verdict: Optional[str] = None  # met, missed, inconclusive, not judged
     speed_judged: Optional[bool] = None
     speed_note: Optional[str] = None
+    # the converted graph written as .nnp and reloaded (verify/saved.py)
+    saved: Optional[str] = None          # identical, differs, skipped: ..., unsaveable: ..., off
+    saved_bytes: Optional[int] = None
+    saved_time: Optional[float] = None
     # comparisons and files
     baseline: Optional[str] = None
     graphs: Optional[List[str]] = None

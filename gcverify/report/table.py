@@ -28,6 +28,12 @@ def _changes(row):
     return ", ".join(parts) or "-"
 
 
+def _saved_note(row):
+    """Why a row's saved check did not run or could not save (nothing when it passed)."""
+    saved = row.saved or ""
+    return "saved: " + saved if saved.startswith(("skipped", "unsaveable")) else ""
+
+
 def table(rows, tablefmt="simple"):
     """The matrix as text: one line per row, the diagnosis cut to fit."""
     body = []
@@ -42,7 +48,7 @@ def table(rows, tablefmt="simple"):
             r.tolerance_preset or r.tolerance or "-",
             _num(r.conversion_time, "{:.3f}"),
             _speed(r),
-            short(r.message, 56) or "-",
+            short(r.message or _saved_note(r), 56) or "-",
         ))
     return tabulate(body, ["converter", "model", "device", "outcome", "functions", "changed",
                            "max abs / rel err", "tolerance", "convert s", "speed", "note"],

@@ -37,6 +37,7 @@ from .model_copy import copy_model
 from .model_facts import FactsCache
 from .numeric import locate_divergence, numeric_check
 from .results import CheckResult
+from .saved import SavedOptions, saved_check
 from .snapshot import Snapshot, describe_leaf
 from .speed import speed_check
 from .structure import changed_functions, layer_check, random_functions_check, wiring_check
@@ -52,7 +53,8 @@ class CaseSettings:
     """How cases run: the budget of speed checks (paired rounds, seconds) and whether an
     inconclusive speed verdict fails (``speed_strict``, for quiet benchmark machines), the
     baseline (a :class:`~gcverify.report.baseline.Baseline`) and its thresholds, a directory
-    for graph pictures, and the per-process cache of model facts."""
+    for graph pictures, the saved check's options (:class:`~gcverify.verify.saved.SavedOptions`)
+    and the per-process cache of model facts."""
 
     speed_rounds: int = 80
     speed_seconds: float = 20.0
@@ -62,6 +64,7 @@ class CaseSettings:
     baseline: object = None
     thresholds: Thresholds = Thresholds()
     graphs: Optional[str] = None
+    saved: SavedOptions = SavedOptions()
     facts: FactsCache = field(default_factory=FactsCache)
 
 
@@ -212,6 +215,14 @@ def _run(spec, device, original, facts, noise, verdict, settings):
             numeric.details.insert(0, where or "first divergence: no intermediate could be compared")
         numeric.details[:0] = _constants_gone(original_view, converted_view, constants, original.inputs)
         verdict.fail(numeric)
+    # --- saved: the graph written as .nnp and reloaded computes the same (verify/saved.py);
+    # only for a row that passed so far, reusing the outputs just computed
+    if not verdict.failures:
+        saved = saved_check(conversion, original, original.input_data, actual, spec.cpu_emulation,
+                            settings.saved)
+        row.update(saved.figures)
+        if not saved.passed:
+            verdict.fail(saved)
     _speed(spec, device, original, conversion, outputs, verdict, settings)
     _baseline(settings, verdict)
 

@@ -27,7 +27,7 @@ from ..core.model import Model, ModelSpec, flat_parameters, seeded_inputs
 from ..core.registry import UnknownModelError
 
 __all__ = ["NnpLoadError", "nnp_spec", "nnp_resolver", "open_nnp", "load_nnp_model", "build_network",
-           "split_nnp_token", "executor_network", "SELECTOR"]
+           "build_named_network", "choose_network", "split_nnp_token", "executor_network", "SELECTOR"]
 
 SELECTOR = "::"
 _OPENED = {}  # (absolute path, mtime, size) -> (loader, network names)
@@ -51,7 +51,7 @@ def nnp_spec(token):
     if not os.path.isfile(path):
         raise UnknownModelError("no .nnp file at {!r}".format(path))
     opened = open_nnp(path)
-    chosen = _choose_network(opened, path, network)
+    chosen = choose_network(opened, path, network)
     origin = "its executor's network" if network is None and chosen == executor_network(opened[0]) \
         else "network"
     description = "{} {!r} of {}".format(origin, chosen, path)
@@ -101,7 +101,9 @@ def executor_network(loader):
     return executors[0].proto.network_name if executors else None
 
 
-def _choose_network(opened, path, network):
+def choose_network(opened, path, network=None):
+    """``network`` when the file holds it (an NnpLoadError naming the file otherwise); without
+    one, the network the file's executor runs, else its first."""
     loader, names = opened
     if network is None:
         network = executor_network(loader)
@@ -129,9 +131,15 @@ def load_nnp_model(path, network=None, seed=0, name=None, callback=None, batch_s
 
 def build_network(opened, path, network=None, seed=0, name=None, callback=None, batch_size=None):
     """Like :func:`load_nnp_model`, from what :func:`open_nnp` returned for ``path``."""
+    return build_named_network(opened, path, network, seed, name, callback, batch_size)[0]
+
+
+def build_named_network(opened, path, network=None, seed=0, name=None, callback=None, batch_size=None):
+    """:func:`build_network`, and the file's names of the model's inputs and outputs:
+    ``(Model, input names, output names)`` (a variable the file does not name: ``input_<i>``)."""
     import nnabla as nn
     loader = opened[0]
-    network = _choose_network(opened, path, network)
+    network = choose_network(opened, path, network)
     try:
         net = loader.get_network(network, batch_size=batch_size, callback=callback)
     except Exception as e:
@@ -149,8 +157,11 @@ def build_network(opened, path, network=None, seed=0, name=None, callback=None, 
     params = flat_parameters(nn.get_current_parameter_scope())
     read = set(GraphView(outputs, params).inputs)
     inputs = [v for v in declared if v in read]  # a cut graph may not read them all
-    return Model(name or path, inputs, outputs, seeded_inputs(inputs, seed), params,
-                 description="network {!r} of {}".format(network, path))
+    model = Model(name or path, inputs, outputs, seeded_inputs(inputs, seed), params,
+                  description="network {!r} of {}".format(network, path))
+    known = {v: k for k, v in net.variables.items() if v is not None}
+    return (model, [known.get(v, "input_{}".format(i)) for i, v in enumerate(inputs)],
+            [known.get(v, "output_{}".format(i)) for i, v in enumerate(outputs)])
 
 
 def _named(net, names):

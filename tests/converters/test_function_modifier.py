@@ -8,7 +8,7 @@ import pytest
 
 import converters as GC
 from converters.function_modifier import FunctionModifierPass
-from converters.statistics import StatisticsRecorder, Tap
+from gcverify.testing import python_identity
 
 
 def conv_bn_relu_affine(x):
@@ -167,17 +167,17 @@ def test_lists_are_accepted_and_wrong_answers_name_the_modifier(net_of):
 
 def test_a_python_function_is_the_modifiers_to_replace():
     x = nn.Variable.from_numpy_array(np.arange(6, dtype=np.float32).reshape(2, 3))
-    tapped = Tap(nn.get_current_context(), StatisticsRecorder().track(x, "x"))(x)
+    tapped = python_identity(x, name="PythonTap")
     y = F.relu(tapped)
 
     class DropTaps(GC.FunctionModifier):
         def modify(self, f, inputs):
-            if f.info.type_name == "StatisticsTap":
+            if f.info.type_name == "PythonTap":
                 return inputs[0]
 
     converted = GC.GraphConverter([DropTaps()]).convert(y)
     assert [f.info.type_name for f in GC.GraphView(converted, {}).functions] == ["ReLU"]
-    with pytest.raises(ValueError, match="StatisticsTap is a Python function"):
+    with pytest.raises(ValueError, match="PythonTap is a Python function"):
         GC.GraphConverter([ReLUToLeakyReLUModifier()]).convert(y)
 
 

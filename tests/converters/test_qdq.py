@@ -17,7 +17,9 @@ from gcverify.testing import (assert_untouched, conv_affine_graph, count, privat
 def _calibrate(model):
     """Statistics of the inputs of every inner-product layer, from one calibration forward."""
     stats = GC.StatisticsConverter(name="calib", params=model.params)
-    model.forward([stats.convert(model.outputs[0], model.inputs)])
+    y = stats.convert(model.outputs[0], model.inputs)
+    model.feed()
+    stats.recorder.forward(y)
     return stats.recorder
 
 
@@ -43,7 +45,7 @@ def _dq_weight(w, out_axes, n, symmetric, per_channel):
 def test_layers_compute_on_exactly_the_dequantized_values(n, symmetric, per_channel):
     (x,), (y,), params = private_graph(lambda rng: conv_affine_graph(rng, activation=F.relu))
     rec = StatisticsRecorder()
-    nn.forward_all(RecordStatistics(rec)(y, params=params).outputs)
+    rec.forward(RecordStatistics(rec)(y, params=params).outputs)
     res = QuantizeDequantize(rec, n=n, symmetric=symmetric, per_channel=per_channel)(
         y, params=params)
     assert res.counts == {"quantized": 2}

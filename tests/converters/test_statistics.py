@@ -6,7 +6,9 @@ import pytest
 import converters as GC
 from converters.graph_view import GraphView
 from converters.statistics import RecordStatistics, StatisticsRecorder, TensorStatistics
+from gcverify.core.conversion import Conversion
 from gcverify.testing import assert_untouched, zoo_model as build, count, snapshot
+from gcverify.verify.nnp_file import load_network, write_nnp
 
 INNER = ("Convolution", "Affine")
 
@@ -32,8 +34,11 @@ def test_lenet_records_match_the_tensors_and_outputs_are_unchanged():
     conv = GC.StatisticsConverter(name="calib", bins=32, functions=["ReLU"], params=model.params)
     y = conv.convert(model.outputs[0], model.inputs)
     rec = conv.recorder
-    assert count([y], "StatisticsTap") == len(rec) == 4  # x, and the 3 ReLU outputs
-    np.testing.assert_array_equal(model.forward([y])[0], ref)  # exactly equal
+    assert count([y], "Identity") == len(rec) == 4  # x, and the 3 ReLU outputs
+    np.testing.assert_array_equal(model.forward([y])[0], ref)  # exactly equal; records nothing
+    assert all(r.forwards == 0 for r in rec)
+    model.feed()
+    rec.forward(y)
     tensors = _recorded_tensors(model, rec)
     labels = sorted(r.label for r in rec)
     assert labels[0] == "input of Convolution 'conv1/conv'"
@@ -62,7 +67,7 @@ def test_records_accumulate_over_calibration_forwards():
     x = model.inputs[0]
     for b in batches:
         x.d = b
-        nn.forward_all(res.outputs)
+        nn.forward_all(res.outputs, function_post_hook=rec.hook)
     r = rec[x]
     both = np.concatenate([b.ravel() for b in batches]).astype(np.float64)
     assert r.forwards == 2 and r.elements == both.size
@@ -100,7 +105,9 @@ def test_resnet50_taps_leave_the_output_exactly_equal():
     view = GraphView(model.outputs, model.params)
     data_inputs = {f.inputs[0] for f in view.functions if f.info.type_name in INNER}
     assert len(modifier.recorder) == len(data_inputs) == 50  # shared block inputs counted once
-    np.testing.assert_array_equal(model.forward([y])[0], ref)
+    model.feed()
+    modifier.recorder.forward(y, clear_buffer=True)
+    np.testing.assert_array_equal(y.d, ref)
     first = modifier.recorder
     GC.GraphConverter([modifier], params=model.params).convert(model.outputs[0])
     assert modifier.recorder is not first  # each conversion gets its own records
@@ -129,3 +136,43 @@ def test_a_recorder_serves_one_conversion():
 def test_bad_arguments_fail_at_construction(make, error):
     with pytest.raises((ValueError, TypeError), match=error):
         make()
+
+
+def test_a_calibration_graph_is_saved_and_records_the_same_statistics_where_it_is_loaded(tmp_path):
+    model = build("lenet")
+    conv = GC.StatisticsConverter(name="calib", bins=16, functions=["ReLU"], params=model.params)
+    y = conv.convert(model.outputs[0], model.inputs)
+    here = conv.recorder
+    names = here.tap_names()
+    assert list(names)[0] == "statistics_tap_0_input_of_Convolution_conv1_conv"
+    path = str(tmp_path / "calibration.nnp")
+    write_nnp(path, Conversion([y], list(model.inputs), parameters=dict(model.params)), extra_names=names)
+    loaded = load_network(path)  # as a calibration run elsewhere would, with NNabla's loader
+    there = StatisticsRecorder.from_taps(loaded.variables, bins=16)
+    assert len(there) == len(here) == 4
+    for scale in (0.5, 2.0):
+        model.inputs[0].d = loaded.inputs[0].d = model.input_data[0] * scale
+        here.forward(y)
+        there.forward(loaded.outputs)
+    elsewhere = {r.label: r for r in there}
+    for name, _, r in here.taps():
+        other = elsewhere[name]
+        assert other.forwards == r.forwards == 2
+        assert (other.min, other.max, other.mean) == (r.min, r.max, r.mean)
+        np.testing.assert_array_equal(other.counts, r.counts)
+        np.testing.assert_array_equal(other.channel_max, r.channel_max)
+    with pytest.raises(ValueError, match="no statistics tap"):
+        StatisticsRecorder.from_taps({"x": loaded.inputs[0]})
+
+
+def test_a_calibration_graph_converts_again_and_plain_forwards_record_nothing():
+    model = build("lenet")
+    ref = model.forward()[0]
+    conv = GC.StatisticsConverter(params=model.params)
+    y = conv.convert(model.outputs[0], model.inputs)
+    folded = GC.BatchNormalizationFoldedConverter(params=model.params).convert(y, model.inputs)
+    assert count([folded], "Identity") == 4 and count([folded], "BatchNormalization") == 0
+    np.testing.assert_allclose(model.forward([folded])[0], ref, rtol=1e-4, atol=1e-5)
+    assert all(r.forwards == 0 for r in conv.recorder)  # the copy's taps are its own
+    with pytest.raises(ValueError, match=r"recorder.forward\(outputs\)"):
+        conv.recorder.range(model.inputs[0])

@@ -21,6 +21,7 @@ from gcverify.core.registry import UnknownConverterError
 from gcverify.zoo.seeding import randomize_parameters
 from gcverify.zoo.nnp import NnpLoadError
 from gcverify.api import default_models
+from gcverify.testing import python_identity
 
 
 class Net:
@@ -60,10 +61,9 @@ def params_free(x):
 
 # --- 1. a function a converter cannot handle ---------------------------------------------
 def _taps():
-    """The calibration graph of a StatisticsConverter: Python functions (taps) inside."""
+    """A graph with a Python function inside (an ``nnabla.function.PythonFunction`` tap)."""
     net = Net(conv_bn_relu_affine)
-    taps = GC.StatisticsConverter(params=net.params).convert(net.y, [net.x])
-    return net, taps
+    return net, F.relu(python_identity(net.y, name="PythonTap"))
 
 
 @pytest.mark.parametrize("convert", [
@@ -78,7 +78,7 @@ def _taps():
 def test_a_python_function_in_the_graph_is_named_before_anything_is_built(convert):
     net, taps = _taps()
     before = Snapshot.take([taps], net.params, [net.x])
-    with pytest.raises(ValueError, match=r"StatisticsTap #\d+ is not an NNabla function type"):
+    with pytest.raises(ValueError, match=r"PythonTap #\d+ is not an NNabla function type"):
         convert(net, taps)
     assert not before.changes([taps], net.params)
     net.assert_unchanged()

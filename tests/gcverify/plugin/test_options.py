@@ -37,11 +37,22 @@ def test_ini_keys_work_and_the_command_line_wins(project):
     ("--gc-gpus=one", "*gcverify: --gc-gpus takes comma-separated GPU ids*"),
     ("--gc-report=/nonexistent/dir/r.json", "*gcverify: --gc-report /nonexistent/dir/r.json: directory /nonexistent/dir does not exist*"),
     ("--gc-speed-repeats=0", "*--gc-speed-repeats must be >= 1*"),
+    ("--gc-saved=some", "*gcverify: --gc-saved takes auto, all or off, got 'some'*"),
 ])
 def test_bad_option_values_are_usage_errors(project, option, message):
     result = project.runpytest(option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_rows_carry_the_saved_check_and_gc_saved_turns_it_off(project):
+    rows = {}
+    for mode in ("auto", "off"):
+        project.runpytest("--gc-models=tiny", "--gc-converters=identity", "--gc-saved=" + mode,
+                          "--gc-report=r.json").assert_outcomes(passed=1)
+        rows[mode] = json.loads(project.path.joinpath("r.json").read_text())["rows"][0]
+    assert rows["auto"]["saved"] == "identical" and rows["auto"]["saved_bytes"] > 0
+    assert rows["off"]["saved"] == "off" and "saved_bytes" not in rows["off"]
 
 
 def test_cudnn_here_skips_every_row_with_the_reason(project):
