@@ -13,7 +13,8 @@ from converters.graph_view import GraphView
 from converters.layout_table import LAYOUT_DECIDING_TYPES
 
 from ..core.conversion import Conversion
-from ..core.expectations import TOLERANCES, VOLTA, Adds, Functions, Removes, Speed, Unchanged
+from ..core.expectations import (TOLERANCES, VOLTA, Adds, FixedPointSpec, Functions, LinearQuantSpec, Removes,
+                                 Speed, Unchanged)
 from ..core.layouts import channel_first_perm, channel_last_perm, compose_perms
 from ..core.registry import ConverterSpec
 from ..verify.execution import feed
@@ -35,6 +36,14 @@ CPU_NOT_SLOWER = (Speed("cpu", min_ratio=0.9),)
 # TensorCores want NHWC: on Volta+ in half precision channel-last must clearly win.
 TENSOR_CORE = (Speed("cudnn", min_ratio=1.2, type_config="half", min_compute_capability=VOLTA),)
 FIXED_POINT_OPTIONS = dict(weight=dict(n=8), activation=dict(n=16, delta=2 ** -4))
+
+
+def _fixed_point_spec():
+    """What the fixed_point row declares: FIXED_POINT_OPTIONS with the converters' defaults."""
+    from converters.fixed_point import ACTIVATION_SIGN, DEFAULT_ACTIVATIONS
+    return FixedPointSpec(weight_bits=8, activation_bits=16, activation_delta=2.0 ** -4,
+                          activation_functions=DEFAULT_ACTIVATIONS,
+                          unsigned=tuple(k for k, signed in ACTIVATION_SIGN.items() if not signed))
 
 
 def _gc():
@@ -239,10 +248,10 @@ OURS = (
                           layers=NO_BN + _CHANNEL_LAST.layers,
                           description="BN folded, then NCHW -> NHWC (the TensorCore deployment)"),
     _CHANNEL_ROUNDTRIP,
-    _spec(fixed_point, tolerance=TOLERANCES["quantizer"], layers=_FIXED_POINT_OPS),
+    _spec(fixed_point, layers=_FIXED_POINT_OPS, quantization=_fixed_point_spec()),
     _spec(statistics, tolerance=TOLERANCES["exact"]),
-    _spec(qdq, tolerance=TOLERANCES["quantizer"],
-          layers=(Adds((Functions("QuantizeLinear"), Functions("DequantizeLinear"))),)),
+    _spec(qdq, layers=(Adds((Functions("QuantizeLinear"), Functions("DequantizeLinear"))),),
+          quantization=LinearQuantSpec(bits=8, symmetric=True, per_channel=True)),
     _spec(low_rank, layers=(Adds((Functions("Affine"), Functions("Convolution"))),)),
     _spec(identity, tolerance=TOLERANCES["exact"], layers=(Unchanged(),)),
     # where exact, BN folds into the *following* layer; every BN it keeps must be one the

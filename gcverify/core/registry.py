@@ -9,7 +9,8 @@ and each pytest session builds its own from what conftest files mark.
 A :class:`ConverterSpec` is data: a ``name`` (the id part in ``[bn_fold-resnet50-cpu]``), a
 ``kind`` ("ours", or "peer" for NNabla's built-ins, whose failures are expected and shown as
 diagnoses), a ``convert(model)`` callable and its expectations (tolerance, layer rules,
-whether the graph needs the CPU channel-last emulation, speed per device).
+whether the graph needs the CPU channel-last emulation, speed per device, and for a
+quantizer the quantization it declares, which the verifier checks with its own reference).
 """
 import fnmatch
 import functools
@@ -165,6 +166,7 @@ class ConverterSpec:
     layers: Tuple[object, ...] = ()
     cpu_emulation: bool = False
     speed: Tuple[Speed, ...] = ()
+    quantization: object = None  # a FixedPointSpec / LinearQuantSpec the verifier checks it against
 
     @classmethod
     def from_function(cls, fn, kind="ours", **fields):

@@ -47,6 +47,10 @@ class Row:
     needed_rtol: Optional[float] = None
     noise_floor: Optional[float] = None     # float32 noise floor of the worst output, relative to its scale
     noise_multiple: Optional[float] = None  # max abs error / noise floor, over the outputs
+    sqnr_db: Optional[float] = None         # quantizers: lowest per-output SQNR against the float model
+    top1_agreement: Optional[float] = None  # quantizers: lowest top-1 agreement of classifier outputs
+    quantized_tensors: Optional[int] = None  # quantizers: weights and activations checked against the spec
+    off_grid_tensors: Optional[int] = None
     output_checksum: Optional[str] = None
     # layers
     functions_before: Optional[int] = None

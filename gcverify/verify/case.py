@@ -36,6 +36,7 @@ from .execution import feed_conversion, guess_layouts, run_conversion, runnable_
 from .model_copy import copy_model
 from .model_facts import FactsCache
 from .numeric import locate_divergence, numeric_check
+from .quant_check import quantization_check
 from .results import CheckResult
 from .saved import SavedOptions, saved_check
 from .snapshot import Snapshot, describe_leaf
@@ -146,7 +147,7 @@ def _case(spec, load_model, device, case_id, model_label, settings):
             verdict.fail(CheckResult("reference", False, vacuous))
             return verdict
         noise = lambda: settings.facts.noise_floor(model, device.label, ctx).floors  # noqa: E731
-        _run(spec, device, original, facts, noise, verdict, settings)
+        _run(spec, device, model, original, facts, noise, verdict, settings)
     return verdict
 
 
@@ -166,7 +167,7 @@ def _tolerance(spec, model, settings):
     return tol
 
 
-def _run(spec, device, original, facts, noise, verdict, settings):
+def _run(spec, device, model, original, facts, noise, verdict, settings):
     row = verdict.row
     reference = facts.reference
     tol = _tolerance(spec, original, settings)
@@ -207,7 +208,12 @@ def _run(spec, device, original, facts, noise, verdict, settings):
         return verdict.fail("evaluating the converted graph failed: " + _crash(e, False))
     row.output_checksum = "{:08x}".format(zlib.crc32(b"".join(
         np.ascontiguousarray(a, np.float32).tobytes() for a in actual)))
-    numeric = numeric_check(actual, reference, tol, noise() if tol.noise is not None else None)
+    floors = noise() if tol.noise is not None else None
+    if spec.quantization is not None:  # judged against the declared spec, by the verifier's own reference
+        numeric = quantization_check(spec.quantization, model, original, conversion, actual, reference,
+                                     tol, floors, device.context())
+    else:
+        numeric = numeric_check(actual, reference, tol, floors)
     row.update(numeric.figures)
     if not numeric.passed:
         if conversion.var_map and outputs is conversion.outputs:
