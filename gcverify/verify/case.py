@@ -25,6 +25,7 @@ from ..core.conversion import as_conversion
 from ..report.baseline import Thresholds
 from ..report.files import environment
 from ..report.row import Row
+from .details import attach_details
 from .execution import evaluate, feed, feed_conversion, guess_layouts, run_conversion, runnable_outputs
 from .model_copy import copy_model
 from .numeric import locate_divergence, numeric_check
@@ -48,6 +49,7 @@ class CaseSettings:
     baseline: object = None
     thresholds: Thresholds = Thresholds()
     graphs: Optional[str] = None
+    details: str = "failed"  # "all": graph pictures and error profile on every row (HTML report)
 
 
 @dataclass
@@ -171,6 +173,8 @@ def _run(spec, device, original, reference, verdict, settings):
         verdict.fail(numeric)
     _speed(spec, device, original, conversion, outputs, verdict, settings)
     _baseline(settings, verdict)
+    # the HTML report's graph pictures and per-layer error profile (verify/details.py)
+    attach_details(row, original, conversion, tol, settings.details == "all" or bool(verdict.failures))
 
 
 def _kept(events, limit=3):
