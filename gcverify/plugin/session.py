@@ -57,6 +57,7 @@ class Session:
         self.settings = None
         self._cache = None
         self._baseline = None
+        self.shard_plan = None  # a ShardPlan under --gc-shard
 
     def add_marked(self, module):
         """Models and converters marked in a conftest module."""
@@ -71,6 +72,9 @@ class Session:
                 self._baseline = Baseline.load(self.settings.baseline)
             except ReportFileError as e:
                 raise SettingsError("--gc-baseline: {}".format(e)) from None
+        if self.settings.shard:
+            from .sharding import plan_shards
+            self.shard_plan = plan_shards(self)
         return self.settings
 
     @property
@@ -90,13 +94,20 @@ class Session:
     def case_settings(self):
         s = self.settings
         return CaseSettings(speed_repeats=s.speed_repeats, baseline=self._baseline,
-                            thresholds=s.thresholds, graphs=s.graphs)
+                            thresholds=s.thresholds, graphs=s.graphs, details=s.details)
 
     def cases(self):
         s = self.settings
         labels = model_labels([self.models.resolve(t).name for t in s.models])
         return [Case(c, t, label, d) for c in s.converters for t, label in zip(s.models, labels)
                 for d in s.devices]
+
+    def planned_cases(self):
+        """The cases this process runs: all of them, or this shard's under --gc-shard."""
+        if self.shard_plan is None:
+            return self.cases()
+        mine = set(self.shard_plan.cases_of(self.settings.shard[0]))
+        return [c for c in self.cases() if c.id in mine]
 
 
 def model_labels(names):
