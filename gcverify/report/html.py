@@ -24,7 +24,7 @@ from markupsafe import Markup
 from .explain import explain, profile_summary
 from .files import HTML_MARKER, write_text_atomic
 from .graphs import render_svg
-from .table import counts
+from .table import changes, counts, speed
 
 __all__ = ["render_html", "write_html", "inline_svg", "TEMPLATES"]
 
@@ -58,22 +58,19 @@ def _num(x, fmt="{:.3g}"):
 
 
 def _cells(r, problems):
+    """(shown text, sort key) per column; an empty key sorts last."""
     fb, fa = r.functions_before, r.functions_after
-    changed = ["-{} {}".format(v, k) for k, v in sorted((r.removed or {}).items())]
-    changed += ["+{} {}".format(v, k) for k, v in sorted((r.added or {}).items())]
-    speed = _num(r.speed_ratio, "{:.2f}x")
-    if r.speed_judged is False and r.speed_ratio is not None:
-        speed = ("({})".format(speed[0]), speed[1])
+    changed = changes(r, limit=None)
     outcome = (r.outcome or "?") + (" (regressed)" if problems else "")
     return [(r.converter or "-", r.converter or ""), (r.model or "-", r.model or ""),
             (r.device_label or r.device or "-", r.device or ""), (outcome, outcome),
             ("-" if fb is None else "{} -> {}".format(fb, "?" if fa is None else fa),
              "" if fb is None else repr(float(fb))),
-            (", ".join(changed) or "-", ", ".join(changed)),
+            (changed, "" if changed == "-" else changed),
             _num(r.max_abs_error), _num(r.max_rel_error),
             (r.tolerance_preset or r.tolerance or "-", r.tolerance_preset or r.tolerance or ""),
             _num(None if r.conversion_time is None else r.conversion_time * 1000, "{:.1f}"),
-            speed, (r.message or "-", r.message or "")]
+            (speed(r), _num(r.speed_ratio)[1]), (r.message or "-", r.message or "")]
 
 
 COLUMNS = (("converter", "text"), ("model", "text"), ("device", "text"), ("outcome", "text"),
