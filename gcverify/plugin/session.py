@@ -1,5 +1,6 @@
 """One pytest process's gcverify state: the registries (built-in entries plus what conftest
-files mark), the settings, the case list, the models built so far and the loaded baseline.
+files mark), the settings, the case list (and under ``--gc-shard`` the plan saying which
+cases this shard runs), the models built so far and the loaded baseline.
 
 Plain Python (no pytest hooks); the plugin creates one :class:`Session` per process (the
 controller and each xdist worker) from the same options, so every process derives the same

@@ -15,6 +15,7 @@ Graphviz): each distinct DOT text once, several ``dot`` processes at a time.
 """
 import concurrent.futures
 import datetime
+import math
 import os
 import re
 
@@ -54,7 +55,10 @@ def _render_all(dots):
 
 
 def _num(x, fmt="{:.3g}"):
-    return ("-", "") if x is None else (fmt.format(x), repr(float(x)))
+    """(text, sort key) of a number; the key is what JavaScript's Number() reads back."""
+    if x is None or math.isnan(x):
+        return ("-", "")
+    return fmt.format(x), ("Infinity" if x > 0 else "-Infinity") if math.isinf(x) else repr(float(x))
 
 
 def _cells(r, problems):
@@ -83,6 +87,8 @@ FILTERS = (("outcome", 3), ("converter", 0), ("model", 1), ("device", 2))
 def _why_no_graphs(r):
     if r.outcome == "skipped":
         return "the case was skipped, so no graph was built"
+    if r.outcome == "crashed":
+        return "the process running the case crashed (see the message)"
     if r.functions_after is None:
         return "the conversion produced no graph (see the message)"
     if r.profile_note and r.profile_note.startswith("no graph pictures"):

@@ -48,6 +48,12 @@ def test_the_page_holds_one_table_row_and_one_detail_per_row(detailed):
     assert '<option value="failed">failed</option>' in page
 
 
+def test_numbers_sort_as_numbers_even_when_infinite(row):
+    page = render_html([row("qdq", max_rel_error=float("inf")), row("identity", max_rel_error=None)])
+    assert '<td data-sort="Infinity">inf</td>' in page  # JavaScript's Number() reads it back
+    assert '<td data-sort="">-</td>' in page  # empty: sorted last either way
+
+
 def test_the_page_loads_nothing_from_outside(detailed):
     page = render_html(detailed)
     assert not re.search(r"<link\b|<script\b[^>]*\bsrc=|<img\b|@import|url\((?!#)", page)
