@@ -124,8 +124,9 @@ class _Spec:
 def test_the_static_estimate_weighs_models_converters_and_speed_checks():
     small, big = Case("identity", "lenet", "lenet", "cpu"), Case("identity", "resnet50", "resnet50", "cpu")
     assert static_cost(big, _Spec(False)) == 60 * static_cost(small, _Spec(False))
-    assert static_cost(Case("low_rank", "resnet50", "resnet50", "cpu"), _Spec(False)) == 600
-    assert static_cost(small, _Spec(True), speed_repeats=5) == 1 + 5 + 20
+    assert static_cost(Case("low_rank", "resnet50", "resnet50", "cpu"), _Spec(False)) == 60 * 40
+    assert static_cost(small, _Spec(True), speed_repeats=5) == 1 + 12 + 50
+    assert static_cost(big, _Spec(True), speed_repeats=10) == 60 + 2 * (12 * 60 + 50)
 
 
 def test_measured_costs_win_and_the_rest_are_scaled_to_seconds():
