@@ -15,7 +15,7 @@ import matplotlib
 
 matplotlib.use("svg", force=False)  # never a GUI backend, whatever the user's default
 from matplotlib.figure import Figure  # noqa: E402  (after choosing the backend)
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator  # noqa: E402
 
 __all__ = ["error_profile_svg", "sqnr_svg"]
 
@@ -56,7 +56,8 @@ def error_profile_svg(entries, title="per-layer error"):
     with matplotlib.rc_context(_RC):
         fig, ax = _figure()
         nonzero = [e["relative_error"] for e in entries if e["relative_error"]]
-        floor = min(nonzero) / 10 if nonzero else 1e-9
+        # exact zeros sit on the decade below the smallest error, labelled "0 (exact)"
+        floor = 10.0 ** (math.floor(math.log10(min(nonzero))) - 1) if nonzero else 1e-9
         ceiling = max(nonzero) * 10 if nonzero else 1.0  # where NaN/inf errors are drawn
 
         def height(e):
@@ -81,7 +82,14 @@ def error_profile_svg(entries, title="per-layer error"):
         decades = math.log10(max(heights) / min(heights)) if heights else 0.0
         ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades < 2 else (1.0,), numticks=7))
         ax.yaxis.set_minor_locator(NullLocator())
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "{:.0e}".format(v)))
+        ax.yaxis.set_major_formatter(FuncFormatter(
+            lambda v, _: "0 (exact)" if math.isclose(v, floor) else "{:.0e}".format(v)))
+        ax.axhline(floor, color=_EXACT, lw=0.5, ls=":", zorder=0)
+        ax.set_ylim(bottom=floor / 1.3)  # nothing below "0 (exact)"
+        if not nonzero:
+            ax.set_yticks([floor])
+            ax.set_ylim(floor / 1.3, floor * 1.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("position of the function in the original graph (topological order)")
         ax.set_ylabel("relative error")
         ax.set_title(title, fontsize=9, loc="left")
@@ -90,7 +98,7 @@ def error_profile_svg(entries, title="per-layer error"):
             _annotate(ax, worst["position"], worst["relative_error"], worst["function"],
                       _right_half(entries, worst))
         else:
-            ax.text(0.5, 0.5, "all {} mapped intermediates equal the original's exactly".format(
+            ax.text(0.5, 0.7, "all {} mapped intermediates equal the original's exactly".format(
                 len(entries)), transform=ax.transAxes, ha="center", color=_EXACT)
         ax.legend(loc="upper left", fontsize=7, frameon=False, ncol=3, bbox_to_anchor=(0, 1.02))
         return _svg(fig)

@@ -137,6 +137,9 @@ def test_session_and_merged_reports_work_in_headless_chromium(project, browser, 
         failed = _check_detail(browser, "relu_to_leaky-tiny-cpu", ["error"])
         assert "lie beyond the tolerance; the first is Convolution 'c2/conv'" in failed.text
         _screenshot(browser, "{}-failed-row.png".format(page))
+        profile = failed.find_element("css selector", "section.profile")
+        browser.execute_script("arguments[0].scrollIntoView()", profile)
+        assert profile.screenshot(str(ARTIFACTS / "{}-failed-row-profile.png".format(page)))
         failed.find_element("css selector", ".close").click()  # the panel covers the table
         passed = _check_detail(browser, "qdq-lenet-cpu", ["error", "sqnr"])
         assert "The lowest SQNR is" in passed.text
