@@ -8,8 +8,9 @@ gcverify is used: at configure time when a ``--gc-*`` option or a ``gc_*`` ini k
 parametrised or a ``gc_*`` fixture is used. Each process (the controller and every xdist
 worker) makes its own from the same options, so all collect the same cases. Workers run
 cases (:mod:`.worker`) and put each row on its test report as JSON; the controller gathers
-rows (:mod:`.controller`), prints the table once and writes the report and baseline.
-Disable with ``-p no:gcverify``.
+rows (:mod:`.controller`), prints the table once and writes the report, the HTML page and
+the baseline. Under ``--gc-shard=K/N`` every process deselects the same cases
+(:mod:`.sharding`). Disable with ``-p no:gcverify``.
 
 Models and converters marked in conftest.py files (``@gcverify.model``, ``@gcverify.converter``)
 join the session's registries; a model named in ``--gc-models`` must come from a conftest
@@ -139,6 +140,19 @@ def pytest_generate_tests(metafunc):
     elif "gc_device" in metafunc.fixturenames:
         names = metafunc.config.stash[SESSION].get().settings.devices
         metafunc.parametrize("gc_device", names, ids=names, indirect=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """--gc-shard=K/N: keep this shard's cases (the same plan in every process)."""
+    holder = config.stash[SESSION]
+    if not holder.created or holder.get().shard_plan is None:
+        return
+    from .sharding import split_items
+    session = holder.get()
+    kept, dropped = split_items(items, session.shard_plan, session.settings.shard[0])
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,5 +1,5 @@
 """Controller side: gather the rows that arrive on test reports, print the table once, write
-the JSON report and the baseline.
+the JSON report, the HTML page and the baseline.
 
 Rows travel as plain JSON in each report's user properties, so this works the same with or
 without pytest-xdist: without it the controller is the only process; with it, workers send
@@ -65,9 +65,14 @@ class Collector:
             return True
         settings = self.session.settings
         rows = self.ordered()
+        plan = self.session.shard_plan
+        shard = plan.document(settings.shard[0]) if plan is not None else None
         if settings.report:
-            self._write(lambda: write_json_atomic(settings.report, report_document(rows)),
+            self._write(lambda: write_json_atomic(settings.report, report_document(rows, shard)),
                         "report: {} rows written to {}".format(len(rows), settings.report))
+        if settings.html:
+            self._write(lambda: self._write_html(settings.html, rows),
+                        "html: {} rows written to {}".format(len(rows), settings.html))
         if settings.save_baseline:
             def save():
                 n = Baseline.save_rows(settings.save_baseline, rows)
@@ -77,7 +82,18 @@ class Collector:
 
     def _asked_for_files(self):
         settings = self.session.settings if self.holder.created else None
-        return bool(settings and (settings.report or settings.save_baseline))
+        return bool(settings and (settings.report or settings.save_baseline or settings.html))
+
+    def _write_html(self, path, rows):
+        from ..report.html import write_html  # jinja2 and matplotlib: only when asked for
+        shard = self.session.settings.shard
+        title = "gcverify report" + (" (shard {}/{})".format(*shard) if shard else "")
+        write_html(path, rows, title=title, notes=self._missing_note())
+
+    def _missing_note(self):
+        missing = len(self.session.planned_cases()) - len(self.rows)
+        return ["{} planned case(s) have no row (not run, deselected or interrupted)".format(
+            missing)] if missing > 0 else []
 
     def _write(self, action, note):
         try:
@@ -92,12 +108,16 @@ class Collector:
         rows = self.ordered()
         if not rows:
             return []
-        expected = len(self.session.cases())
+        expected = len(self.session.planned_cases())
         lines = table(rows).splitlines()
         missing = expected - len(rows)
         tail = "{} rows: {}".format(len(rows), counts(rows))
         if missing > 0:
             tail += "; {} of {} cases have no row (not run or deselected)".format(missing, expected)
+        plan = self.session.shard_plan
+        if plan is not None:
+            tail += "; shard {}/{} of {} cases (balanced by {})".format(
+                self.session.settings.shard[0], plan.count, len(plan.assignment), plan.costs)
         if self.session.baseline is not None:
             tail += "; compared with baseline {}".format(self.session.baseline.path)
         return lines + [tail] + self.notes

@@ -6,12 +6,15 @@ names, unwritable outputs, bad numbers) and raises :class:`SettingsError` naming
 """
 import os
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from ..report.baseline import BASELINE_FORMAT, Thresholds
-from ..report.files import REPORT_FORMAT, ReportFileError, check_replaceable
+from ..report.files import (HTML_MARKER, REPORT_FORMAT, ReportFileError, check_replaceable,
+                             check_replaceable_text)
 
-__all__ = ["OPTIONS", "INI_KEYS", "Settings", "SettingsError"]
+__all__ = ["OPTIONS", "INI_KEYS", "DETAILS", "Settings", "SettingsError", "parse_shard"]
+
+DETAILS = ("failed", "all")
 
 # (option, ini key, help, default); the command line wins over the ini file.
 OPTIONS = (
@@ -30,6 +33,14 @@ OPTIONS = (
     ("--gc-tolerance", "gc_tolerance", "the numeric tolerance of rows that judge float32 rounding "
      "(default: 4x each model's measured noise floor): a preset (float32-fixed, float16) or "
      "key=value pairs (noise=8, rtol=1e-3, atol=1e-4, preset=...)", ""),
+    ("--gc-html", "gc_html", "write the matrix as one self-contained HTML page (sortable table, "
+     "graph pictures, error plots) to this path; implies --gc-details=all", ""),
+    ("--gc-details", "gc_details", "rows that carry graph pictures and the per-layer error profile: "
+     "failed (default) or all", "failed"),
+    ("--gc-shard", "gc_shard", "run only shard K of N (K/N, 1 <= K <= N): the matrix split "
+     "deterministically, balanced by each case's cost", ""),
+    ("--gc-shard-costs", "gc_shard_costs", "a previous JSON report whose measured row durations "
+     "balance --gc-shard (default: a static estimate)", ""),
     ("--gc-seed", "gc_seed", "seed of model parameters and inputs", "0"),
     ("--gc-speed-repeats", "gc_speed_repeats", "most paired rounds per speed check (it stops as soon "
      "as the verdict is confident)", "80"),
@@ -70,6 +81,10 @@ class Settings:
     speed_peers: bool = False
     thresholds: Thresholds = field(default_factory=Thresholds)
     saved: str = "auto"
+    html: Optional[str] = None
+    details: str = "failed"
+    shard: Optional[Tuple[int, int]] = None  # (K, N), 1-based
+    shard_costs: Optional[str] = None
 
     @classmethod
     def parse(cls, get, models, converters):
@@ -90,6 +105,12 @@ class Settings:
         graphs = get("gc_graphs") or None
         if graphs and os.path.exists(graphs) and not os.path.isdir(graphs):
             raise SettingsError("--gc-graphs {} exists and is not a directory".format(graphs))
+        details = (get("gc_details") or "failed").strip()
+        if details not in DETAILS:
+            raise SettingsError("--gc-details takes {}, got {!r}".format(" or ".join(DETAILS), details))
+        shard_costs = get("gc_shard_costs") or None
+        if shard_costs and not os.path.isfile(shard_costs):
+            raise SettingsError("--gc-shard-costs {}: no such report file".format(shard_costs))
         return cls(tokens, devices, chosen, paths["gc_report"], get("gc_baseline") or None,
                    paths["gc_save_baseline"], gpus, graphs,
                    _number(get, "gc_seed", int, 0), _tolerance(get("gc_tolerance")),
@@ -98,26 +119,55 @@ class Settings:
                    _yes(get, "gc_speed_peers"),
                    Thresholds(error_factor=_number(get, "gc_error_factor", float, 1.0),
                               speed_margin=_number(get, "gc_speed_margin", float, 0.0)),
-                   _saved_mode(get))
+                   _saved_mode(get),
+                   html=paths["gc_html"], details="all" if paths["gc_html"] else details,
+                   shard=parse_shard(get("gc_shard")), shard_costs=shard_costs)
+
+
+def parse_shard(text):
+    """``"K/N"`` -> ``(K, N)`` with 1 <= K <= N; empty -> None; SettingsError otherwise."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    k, slash, n = text.partition("/")
+    try:
+        k, n = int(k), int(n)
+    except ValueError:
+        k = n = None
+    if not slash or k is None:
+        raise SettingsError("--gc-shard takes K/N (run shard K of N, e.g. 2/3), got {!r}".format(text))
+    if n < 1:
+        raise SettingsError("--gc-shard {}: N, the number of shards, must be at least 1".format(text))
+    if not 1 <= k <= n:
+        raise SettingsError("--gc-shard {}: K must be between 1 and N={} (shards are numbered "
+                            "1..{})".format(text, n, n))
+    return k, n
+
+
+_WHAT = dict(gc_report="report", gc_html="HTML report", gc_baseline="baseline",
+             gc_save_baseline="baseline")
 
 
 def _output_paths(get):
-    """The report and baseline paths, checked before any test runs: no two options name one
-    file (the report would overwrite the baseline), each output can be written and replaces
-    only a file of its own kind."""
-    paths = {key: get(key) or None for key in ("gc_report", "gc_save_baseline", "gc_baseline")}
-    if paths["gc_report"]:
-        for key in ("gc_baseline", "gc_save_baseline"):
-            if paths[key] and os.path.realpath(paths[key]) == os.path.realpath(paths["gc_report"]):
-                raise SettingsError("--gc-report and --{} both name {}; the report would overwrite "
-                                    "the baseline".format(key.replace("_", "-"), paths[key]))
-    for key, what, fmt in (("gc_report", "report", REPORT_FORMAT),
-                           ("gc_save_baseline", "baseline", BASELINE_FORMAT)):
-        if paths[key]:
-            try:
+    """The report, HTML and baseline paths, checked before any test runs: no two options name
+    one file (the report would overwrite the baseline), each output can be written and
+    replaces only a file of its own kind."""
+    paths = {key: get(key) or None for key in ("gc_report", "gc_html", "gc_save_baseline", "gc_baseline")}
+    for out in ("gc_report", "gc_html"):
+        for key in ("gc_report", "gc_baseline", "gc_save_baseline"):
+            if key != out and paths[out] and paths[key] and \
+                    os.path.realpath(paths[key]) == os.path.realpath(paths[out]):
+                raise SettingsError("--{} and --{} both name {}; the {} would overwrite the {}".format(
+                    out.replace("_", "-"), key.replace("_", "-"), paths[key], _WHAT[out], _WHAT[key]))
+    try:
+        for key, what, fmt in (("gc_report", "report", REPORT_FORMAT),
+                               ("gc_save_baseline", "baseline", BASELINE_FORMAT)):
+            if paths[key]:
                 check_replaceable(paths[key], fmt, what, "--" + key.replace("_", "-"))
-            except ReportFileError as e:
-                raise SettingsError(str(e)) from None
+        if paths["gc_html"]:
+            check_replaceable_text(paths["gc_html"], HTML_MARKER, "HTML report", "--gc-html")
+    except ReportFileError as e:
+        raise SettingsError(str(e)) from None
     return paths
 
 

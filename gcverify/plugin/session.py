@@ -1,5 +1,6 @@
 """One pytest process's gcverify state: the registries (built-in entries plus what conftest
-files mark), the settings, the case list, the models built so far and the loaded baseline.
+files mark), the settings, the case list (and under ``--gc-shard`` the plan saying which
+cases this shard runs), the models built so far and the loaded baseline.
 
 Plain Python (no pytest hooks); the plugin creates one :class:`Session` per process (the
 controller and each xdist worker) from the same options, so every process derives the same
@@ -60,6 +61,7 @@ class Session:
         self._cache = None
         self._baseline = None
         self._facts = FactsCache()
+        self.shard_plan = None  # a ShardPlan under --gc-shard
 
     def add_marked(self, module):
         """Models and converters marked in a conftest module."""
@@ -74,6 +76,9 @@ class Session:
                 self._baseline = Baseline.load(self.settings.baseline)
             except ReportFileError as e:
                 raise SettingsError("--gc-baseline: {}".format(e)) from None
+        if self.settings.shard:
+            from .sharding import plan_shards
+            self.shard_plan = plan_shards(self)
         return self.settings
 
     @property
@@ -95,13 +100,20 @@ class Session:
         return CaseSettings(speed_rounds=s.speed_repeats, speed_seconds=s.speed_seconds,
                             speed_strict=s.speed_strict, speed_peers=s.speed_peers, tolerance=s.tolerance,
                             baseline=self._baseline, thresholds=s.thresholds, graphs=s.graphs,
-                            saved=SavedOptions(mode=s.saved), facts=self._facts)
+                            saved=SavedOptions(mode=s.saved), details=s.details, facts=self._facts)
 
     def cases(self):
         s = self.settings
         labels = model_labels([self.models.resolve(t).name for t in s.models])
         return [Case(c, t, label, d) for c in s.converters for t, label in zip(s.models, labels)
                 for d in s.devices]
+
+    def planned_cases(self):
+        """The cases this process runs: all of them, or this shard's under --gc-shard."""
+        if self.shard_plan is None:
+            return self.cases()
+        mine = set(self.shard_plan.cases_of(self.settings.shard[0]))
+        return [c for c in self.cases() if c.id in mine]
 
 
 def model_labels(names):

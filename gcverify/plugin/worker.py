@@ -43,6 +43,7 @@ def outcome_of(report):
 def attach_row(item, report, row):
     """Put the finished row on the test report and on the item's user properties."""
     row.outcome = outcome_of(report)
+    row.duration = round(report.duration, 4)  # what --gc-shard-costs balances shards by
     if report.skipped and not hasattr(report, "wasxfail") and isinstance(report.longrepr, tuple):
         row.message = str(report.longrepr[2]).replace("Skipped: ", "", 1)
     elif report.failed and not row.message:

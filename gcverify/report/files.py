@@ -3,7 +3,9 @@
 Files are written through a temporary file in the same directory and ``os.replace``, so an
 existing report or baseline is never destroyed by a failed write; an output path is checked
 before any test runs (it can be written, and holds nothing but a file of its own kind). A
-report document holds :class:`~gcverify.report.row.Row` objects as JSON.
+report document holds :class:`~gcverify.report.row.Row` objects as JSON, and a sharded run's
+report also its ``shard`` (see :mod:`.shards`). Text files (the HTML report) go through the
+same atomic write.
 """
 import datetime
 import importlib.metadata
@@ -14,11 +16,14 @@ import tempfile
 
 from .row import Row
 
-__all__ = ["REPORT_FORMAT", "ReportFileError", "environment", "machine_id",
-           "write_json_atomic", "read_json", "report_document", "load_report", "merge_rows",
-           "check_writable", "check_replaceable", "VERSION", "READABLE_VERSIONS"]
+__all__ = ["REPORT_FORMAT", "HTML_MARKER", "ReportFileError", "environment", "machine_id",
+           "write_json_atomic", "write_text_atomic", "read_json", "report_document", "load_report",
+           "read_report", "merge_rows", "check_writable", "check_replaceable",
+           "check_replaceable_text", "VERSION", "READABLE_VERSIONS"]
 
 REPORT_FORMAT = "gcverify-report"
+# In the head of every HTML report: what lets an output path replace only a report of ours.
+HTML_MARKER = '<meta name="generator" content="gcverify html report">'
 VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1: rows without row_version, same keys
 
@@ -81,8 +86,24 @@ def check_replaceable(path, fmt, what, option):
                               "path".format(option, path, e)) from None
 
 
-def write_json_atomic(path, document, what="report"):
-    """Write ``document`` to ``path`` atomically; the old file survives any failure."""
+def check_replaceable_text(path, marker, what, option):
+    """Raise ReportFileError unless ``path`` can be written and is absent, empty, or a file
+    of ours: one whose first 4 kB hold ``marker`` (e.g. the HTML report's generator tag)."""
+    check_writable(path, option)
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return
+    try:
+        with open(path, errors="replace") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise ReportFileError("{} {}: cannot read it ({})".format(option, path, e)) from None
+    if marker not in head:
+        raise ReportFileError("{} {}: refusing to replace it (not a gcverify {}); move it away or "
+                              "choose another path".format(option, path, what))
+
+
+def write_text_atomic(path, text, what="report"):
+    """Write ``text`` to ``path`` atomically; the old file survives any failure."""
     check_writable(path, what)
     directory = os.path.dirname(os.path.abspath(path))
     try:  # the check above cannot see everything (root on a read-only mount, a race)
@@ -90,9 +111,8 @@ def write_json_atomic(path, document, what="report"):
     except OSError as e:
         raise ReportFileError("cannot write {} {}: {}".format(what, path, e)) from None
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(document, f, indent=1, sort_keys=True, allow_nan=True)
-            f.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -104,6 +124,12 @@ def write_json_atomic(path, document, what="report"):
         if isinstance(e, OSError):
             raise ReportFileError("cannot write {} {}: {}".format(what, path, e)) from None
         raise
+
+
+def write_json_atomic(path, document, what="report"):
+    """Write ``document`` to ``path`` as JSON, atomically; the old file survives any failure."""
+    write_text_atomic(path, json.dumps(document, indent=1, sort_keys=True, allow_nan=True) + "\n",
+                      what)
 
 
 def read_json(path, fmt, what, hint=""):
@@ -132,23 +158,32 @@ def read_json(path, fmt, what, hint=""):
     return doc
 
 
-def report_document(rows):
-    """The JSON document of a report holding ``rows`` (Row objects)."""
-    return dict(format=REPORT_FORMAT, version=VERSION, environment=environment(),
-                created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                rows=[r.to_json() for r in rows])
+def report_document(rows, shard=None):
+    """The JSON document of a report holding ``rows`` (Row objects); ``shard``: the shard's
+    part of the plan (:meth:`.shards.ShardPlan.document`) when the run was one shard."""
+    doc = dict(format=REPORT_FORMAT, version=VERSION, environment=environment(),
+               created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+               rows=[r.to_json() for r in rows])
+    if shard is not None:
+        doc["shard"] = shard
+    return doc
 
 
-def load_report(path):
-    """The rows of the report at ``path``, as Row objects."""
+def read_report(path):
+    """The report at ``path``: ``(rows as Row objects, the whole document)``."""
     doc = read_json(path, REPORT_FORMAT, "report")
     rows = doc.get("rows")
     if not isinstance(rows, list):
         raise ReportFileError("report {} has no valid 'rows' list".format(path))
     try:
-        return [Row.from_json(r) for r in rows]
+        return [Row.from_json(r) for r in rows], doc
     except (TypeError, ValueError) as e:
         raise ReportFileError("report {} has an invalid row: {}".format(path, e)) from None
+
+
+def load_report(path):
+    """The rows of the report at ``path``, as Row objects."""
+    return read_report(path)[0]
 
 
 def merge_rows(groups):

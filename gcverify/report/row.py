@@ -6,6 +6,10 @@ reports hold. Its JSON form is a flat object of the fields that are set (``None`
 left out) plus ``row_version``; :meth:`Row.from_json` reads every version so far (version 1
 rows had the same keys and no ``row_version``) and keeps unknown keys in ``extra`` rather
 than dropping them, so a newer report read by an older gcverify loses nothing.
+
+The details for the HTML report (``dot_before``/``dot_after``, ``error_profile``) are new
+optional keys that older rows simply lack; they change the meaning of no existing key, so
+``ROW_VERSION`` stays 2.
 """
 from dataclasses import dataclass, field, fields
 from typing import Dict, List, Optional
@@ -82,6 +86,12 @@ class Row:
     baseline: Optional[str] = None
     graphs: Optional[List[str]] = None
     graphs_error: Optional[str] = None
+    # details for the HTML report (gcverify.verify.details): only when asked or failed
+    dot_before: Optional[str] = None     # Graphviz DOT, changed functions highlighted
+    dot_after: Optional[str] = None
+    error_profile: Optional[List[Dict[str, object]]] = None  # per mapped original function
+    profile_note: Optional[str] = None   # why there is no (or only a partial) profile
+    duration: Optional[float] = None     # seconds the case's test took (shard planning)
     extra: Dict[str, object] = field(default_factory=dict)
 
     def update(self, figures):
@@ -98,6 +108,12 @@ class Row:
     @property
     def failed(self):
         return self.outcome in FAILED_OUTCOMES
+
+    @property
+    def quantizer(self):
+        """A quantizing conversion's row: checked against a declared spec, or judged by the
+        quantizer preset (its noise is the point: per-layer SQNR tells where it costs most)."""
+        return self.quantized_tensors is not None or self.tolerance_preset == "quantizer"
 
     def to_json(self):
         d = {f.name: getattr(self, f.name) for f in fields(self)

@@ -2,7 +2,7 @@
 ``python -m gcverify report``)."""
 from tabulate import tabulate
 
-__all__ = ["table", "counts", "short"]
+__all__ = ["table", "counts", "short", "changes", "speed"]
 
 
 def short(text, width=60):
@@ -14,17 +14,20 @@ def _num(x, fmt="{:.2g}"):
     return "-" if x is None else fmt.format(x)
 
 
-def _speed(row):
+def speed(row):
+    """The speed ratio as text; in parentheses when the graphs ran too fast to judge it."""
     text = _num(row.speed_ratio, "{:.2f}x")
     # a ratio of a graph too fast to judge is shown in parentheses
     return "({})".format(text) if row.speed_judged is False else text
 
 
-def _changes(row):
+def changes(row, limit=2):
+    """What the conversion removed and added (``-3 BatchNormalization, +1 Transpose``), the
+    first ``limit`` kinds (None: all); ``-`` for nothing."""
     parts = ["-{} {}".format(v, k) for k, v in sorted((row.removed or {}).items())]
     parts += ["+{} {}".format(v, k) for k, v in sorted((row.added or {}).items())]
-    if len(parts) > 2:
-        parts = parts[:2] + ["({} more)".format(len(parts) - 2)]
+    if limit is not None and len(parts) > limit:
+        parts = parts[:limit] + ["({} more)".format(len(parts) - limit)]
     return ", ".join(parts) or "-"
 
 
@@ -42,12 +45,12 @@ def table(rows, tablefmt="simple"):
         body.append((
             r.converter, r.model, r.device, (r.outcome or "?"),
             "-" if fb is None else "{} -> {}".format(fb, "?" if fa is None else fa),
-            short(_changes(r), 34),
+            short(changes(r), 34),
             "-" if r.max_abs_error is None else "{} / {}".format(
                 _num(r.max_abs_error), _num(r.max_rel_error)),
             r.tolerance_preset or r.tolerance or "-",
             _num(r.conversion_time, "{:.3f}"),
-            _speed(r),
+            speed(r),
             short(r.message or _saved_note(r), 56) or "-",
         ))
     return tabulate(body, ["converter", "model", "device", "outcome", "functions", "changed",

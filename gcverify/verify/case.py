@@ -32,6 +32,7 @@ from ..core.running import evaluate, feed
 from ..report.baseline import Thresholds
 from ..report.files import environment
 from ..report.row import Row
+from .details import attach_details
 from .execution import feed_conversion, guess_layouts, run_conversion, runnable_outputs
 from .model_copy import copy_model
 from .model_facts import FactsCache
@@ -67,6 +68,7 @@ class CaseSettings:
     graphs: Optional[str] = None
     saved: SavedOptions = SavedOptions()
     facts: FactsCache = field(default_factory=FactsCache)
+    details: str = "failed"  # "all": graph pictures and error profile on every row (HTML report)
 
 
 @dataclass
@@ -229,6 +231,10 @@ def _run(spec, device, model, original, facts, noise, verdict, settings):
         row.update(saved.figures)
         if not saved.passed:
             verdict.fail(saved)
+    # the HTML report's graph pictures and per-layer error profile (verify/details.py); before
+    # timing, which forwards the two graphs unequal numbers of times (random draws would drift)
+    attach_details(row, original, conversion, diagnostic_tolerance(tol, numeric.figures),
+                   settings.details == "all" or bool(verdict.failures))
     _speed(spec, device, original, conversion, outputs, verdict, settings)
     _baseline(settings, verdict)
 

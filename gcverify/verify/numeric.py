@@ -4,8 +4,9 @@
   multiple of the output's float32 noise floor (:mod:`.noise_floor`), the tolerance that
   would have passed, the share and first index of mismatching elements (``Tolerance``:
   ``|d| <= floor + noise * noise_floor + atol*max|e| + rtol*|e|``);
-- :func:`locate_divergence`: on failure, the first function whose output diverges, found
-  through the conversion's variable map.
+- :func:`walk_intermediates`: both graphs' intermediates side by side, through the
+  conversion's variable map; :func:`locate_divergence` uses it on failure to name the first
+  function whose output diverges (and :mod:`.profile` for the per-layer error profile).
 
 Nothing here raises on a failed check.
 """
@@ -19,7 +20,8 @@ from converters.graph_view import GraphView
 from ..core.layouts import guess_perm
 from .results import MAX_LINES, CheckResult
 
-__all__ = ["ArrayDiff", "compare_arrays", "numeric_check", "locate_divergence", "to_original_layout"]
+__all__ = ["ArrayDiff", "compare_arrays", "numeric_check", "walk_intermediates", "locate_divergence",
+           "to_original_layout"]
 
 
 @dataclass
@@ -160,12 +162,13 @@ def to_original_layout(array, original_shape):
     return array if perm is None else np.transpose(array, np.argsort(perm))
 
 
-def locate_divergence(original, converted, var_map, feed, tol, describe=None):
-    """Forward both graphs keeping every intermediate and name the first original function
-    (topological order) whose output differs from its counterpart in ``var_map`` beyond ``tol``
-    (scaled to that intermediate). Variables map one-to-one, or up to channel-last order.
-    When several originals map to one new variable (a folded conv and its BN), only the last
-    is compared: it is the one the converted variable stands for. Returns text or None."""
+def walk_intermediates(original, converted, var_map, feed, visit):
+    """Forward both graphs keeping every intermediate and call ``visit(f, expected, actual)``
+    for each original function ``f`` (topological order) whose output has a counterpart in
+    ``var_map`` (one-to-one, or up to channel-last order: ``actual`` is given in the
+    original's layout and shape); a true return value stops the walk. When several
+    originals map to one new variable (a folded conv and its BN), only the last is visited:
+    it is the one the converted variable stands for. Returns how many pairs there were."""
     import nnabla as nn
     view, new_view = GraphView(original), GraphView(converted)
     reachable = {v for f in new_view.functions for v in f.outputs}
@@ -187,17 +190,31 @@ def locate_divergence(original, converted, var_map, feed, tol, describe=None):
         for f, v, w in pairs:
             e = v.d.copy()
             a = to_original_layout(w.d.copy(), e.shape)
-            if a.shape != e.shape:
-                continue
-            diff = compare_arrays(a, e, tol)
-            if not diff.passed:
-                name = describe(f) if describe else f.info.type_name
-                return ("first divergence at {} (output {}): max abs {:.3g} of max|y| {:.3g}, "
-                        "{:.1%} of elements beyond tolerance".format(
-                            name, "x".join(map(str, e.shape)), diff.max_abs, diff.scale,
-                            diff.mismatches / max(diff.size, 1)))
-        return "no mapped intermediate diverges ({} compared); the difference arises after them".format(
-            len(pairs)) if pairs else None
+            if a.shape == e.shape and visit(f, e, a):
+                break
+        return len(pairs)
     finally:
         for x, flag in saved:
             x.persistent = flag
+
+
+def locate_divergence(original, converted, var_map, feed, tol, describe=None):
+    """Name the first original function (topological order) whose output differs from its
+    counterpart in ``var_map`` beyond ``tol`` (scaled to that intermediate), walking with
+    :func:`walk_intermediates`. Returns text or None."""
+    found = []
+
+    def first_beyond(f, e, a):
+        diff = compare_arrays(a, e, tol)
+        if not diff.passed:
+            name = describe(f) if describe else f.info.type_name
+            found.append("first divergence at {} (output {}): max abs {:.3g} of max|y| {:.3g}, "
+                         "{:.1%} of elements beyond tolerance".format(
+                             name, "x".join(map(str, e.shape)), diff.max_abs, diff.scale,
+                             diff.mismatches / max(diff.size, 1)))
+        return bool(found)
+    compared = walk_intermediates(original, converted, var_map, feed, first_beyond)
+    if found:
+        return found[0]
+    return "no mapped intermediate diverges ({} compared); the difference arises after them".format(
+        compared) if compared else None

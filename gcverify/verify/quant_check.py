@@ -21,18 +21,12 @@ from converters.graph_view import GraphView
 from ..core.expectations import FixedPointSpec
 from .model_copy import copy_model
 from .numeric import numeric_check
+from .profile import sqnr_db
 from .quant_reference import record_ranges, reference_forward, reference_weights, weight_leaf
 from .results import MAX_LINES, CheckResult
 from .structure import origins
 
-__all__ = ["quantization_check", "sqnr_db", "top1_agreement", "off_grid"]
-
-
-def sqnr_db(reference, actual):
-    """Signal to quantization noise, ``10 log10(sum e^2 / sum (a - e)^2)`` (inf when equal)."""
-    e, a = np.asarray(reference, np.float64), np.asarray(actual, np.float64)
-    noise = float(np.sum((a - e) ** 2))
-    return float("inf") if noise == 0 else 10.0 * np.log10(max(float(np.sum(e ** 2)), 1e-300) / noise)
+__all__ = ["quantization_check", "top1_agreement", "off_grid"]
 
 
 def top1_agreement(reference, actual):
@@ -128,7 +122,7 @@ def quantization_check(spec, model, original, conversion, actual, float_referenc
     numeric = numeric_check(actual, reference, tol, noise)
     weights, n_weights = _weight_lines(spec, view, back, fixed)
     acts, n_acts = _activation_lines(spec, view, conversion, conversion.outputs)
-    sqnr = [sqnr_db(e, a) for e, a in zip(float_reference, actual)]
+    sqnr = [s for s in (sqnr_db(a, e) for e, a in zip(float_reference, actual)) if s is not None]
     top1 = [t for t in (top1_agreement(e, a) for e, a in zip(float_reference, actual)) if t is not None]
     figures = dict(numeric.figures, sqnr_db=min(sqnr) if sqnr else None, top1_agreement=min(top1) if top1 else None,
                    quantized_tensors=n_weights + n_acts, off_grid_tensors=len(weights) + len(acts))
