@@ -9,14 +9,16 @@ and each pytest session builds its own from what conftest files mark.
 A :class:`ConverterSpec` is data: a ``name`` (the id part in ``[bn_fold-resnet50-cpu]``), a
 ``kind`` ("ours", or "peer" for NNabla's built-ins, whose failures are expected and shown as
 diagnoses), a ``convert(model)`` callable and its expectations (tolerance, layer rules,
-whether the graph needs the CPU channel-last emulation, speed per device).
+whether the graph needs the CPU channel-last emulation, speed per device) and, for
+conversions whose numbers change by design (pruning, removing functions, quantizing), a
+``reference(model)`` that computes the outputs expected instead of the original's.
 """
 import fnmatch
 import functools
 import importlib
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 from .expectations import TOLERANCES, Speed, Tolerance, as_tolerance
 from .model import MODEL_MARK, ModelSpec
@@ -149,7 +151,14 @@ def import_resolver(token):
 
 @dataclass(frozen=True)
 class ConverterSpec:
-    """A registry entry. ``convert(model)`` returns a Conversion (or outputs)."""
+    """A registry entry. ``convert(model)`` returns a Conversion (or outputs).
+
+    ``reference``: None (the converted graph must compute what the model computes), or
+    ``reference(model) -> [numpy array per output]``, the outputs it must compute instead on
+    ``model.input_data``, derived from ``model`` by code independent of the converter (e.g.
+    the model with the channels a pruner must zero masked by the verifier's own numpy). It
+    must leave ``model`` as it found it.
+    """
 
     name: str
     convert: Callable
@@ -159,6 +168,7 @@ class ConverterSpec:
     layers: Tuple[object, ...] = ()
     cpu_emulation: bool = False
     speed: Tuple[Speed, ...] = ()
+    reference: Optional[Callable] = None
 
     @classmethod
     def from_function(cls, fn, kind="ours", **fields):
@@ -187,18 +197,20 @@ class ConverterSpec:
 
 
 def converter(name=None, *, kind="ours", description="", tolerance=None, layers=(),
-              cpu_emulation=False, speed=()):
+              cpu_emulation=False, speed=(), reference=None):
     """Mark ``convert(model)`` as a gcverify converter (collected from conftest.py files).
 
     ``tolerance`` is a :class:`Tolerance`, a preset name ("float32", "quantizer"...) or a
-    dict of overrides of the float32 preset.
+    dict of overrides of the float32 preset; ``reference(model)`` gives the outputs expected
+    where the conversion changes the numbers by design (see :class:`ConverterSpec`).
     """
     tolerance = as_tolerance(tolerance)
 
     def mark(fn):
         setattr(fn, CONVERTER_MARK, ConverterSpec(name or fn.__name__, fn, kind,
                                                   description or (fn.__doc__ or "").strip(),
-                                                  tolerance, tuple(layers), cpu_emulation, tuple(speed)))
+                                                  tolerance, tuple(layers), cpu_emulation, tuple(speed),
+                                                  reference))
         return fn
     return mark
 
