@@ -153,6 +153,10 @@ def import_resolver(token):
 class ConverterSpec:
     """A registry entry. ``convert(model)`` returns a Conversion (or outputs).
 
+    ``skips_by_default``: names of default models this row leaves out of the default matrix
+    (where it would see nothing the smaller models do not show, at seconds per case); it runs
+    on them when ``--gc-models`` names them.
+
     ``reference``: None (the converted graph must compute what the model computes), or
     ``reference(model) -> [numpy array per output]``, the outputs it must compute instead on
     ``model.input_data``, derived from ``model`` by code independent of the converter (e.g.
@@ -169,6 +173,7 @@ class ConverterSpec:
     cpu_emulation: bool = False
     speed: Tuple[Speed, ...] = ()
     reference: Optional[Callable] = None
+    skips_by_default: Tuple[str, ...] = ()
 
     @classmethod
     def from_function(cls, fn, kind="ours", **fields):

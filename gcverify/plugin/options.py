@@ -53,6 +53,7 @@ class Settings:
     seed: int = 0
     speed_repeats: int = 5
     thresholds: Thresholds = field(default_factory=Thresholds)
+    models_given: bool = False  # --gc-models named them (else: the registry's default set)
 
     @classmethod
     def parse(cls, get, models, converters):
@@ -61,6 +62,7 @@ class Settings:
         from ..verify.devices import UnknownDeviceError, parse_devices, parse_gpus
         try:
             tokens = [t.strip() for t in (get("gc_models") or "").split(",") if t.strip()]
+            given = bool(tokens)
             tokens = tokens or models.default_names()
             for t in tokens:
                 models.resolve(t)
@@ -77,7 +79,7 @@ class Settings:
                    paths["gc_save_baseline"], gpus, graphs,
                    _number(get, "gc_seed", int, 0), _number(get, "gc_speed_repeats", int, 1),
                    Thresholds(error_factor=_number(get, "gc_error_factor", float, 1.0),
-                              speed_margin=_number(get, "gc_speed_margin", float, 0.0)))
+                              speed_margin=_number(get, "gc_speed_margin", float, 0.0)), given)
 
 
 def _output_paths(get):
