@@ -11,6 +11,7 @@ import importlib
 
 _EXPORTS = {
     "Model": "core.model", "ModelSpec": "core.model", "model": "core.model",
+    "scope_holding": "core.model",
     "Conversion": "core.conversion",
     "Tolerance": "core.expectations", "TOLERANCES": "core.expectations", "Functions": "core.expectations",
     "Removes": "core.expectations", "Adds": "core.expectations", "Unchanged": "core.expectations",
