@@ -11,10 +11,12 @@ import importlib
 
 _EXPORTS = {
     "Model": "core.model", "ModelSpec": "core.model", "model": "core.model",
+    "scope_holding": "core.model",
     "Conversion": "core.conversion",
     "Tolerance": "core.expectations", "TOLERANCES": "core.expectations", "Functions": "core.expectations",
     "Removes": "core.expectations", "Adds": "core.expectations", "Unchanged": "core.expectations",
     "Speed": "core.expectations",
+    "FixedPointSpec": "core.quantization", "LinearQuantSpec": "core.quantization",
     "converter": "core.registry", "ConverterSpec": "core.registry", "ConverterRegistry": "core.registry",
     "ModelRegistry": "core.registry", "UnknownModelError": "core.registry",
     "UnknownConverterError": "core.registry",

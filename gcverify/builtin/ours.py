@@ -13,8 +13,8 @@ from converters.graph_view import GraphView
 from converters.layout_table import LAYOUT_DECIDING_TYPES
 
 from ..core.conversion import Conversion
-from ..core.expectations import (TOLERANCES, VOLTA, Adds, FixedPointSpec, Functions, LinearQuantSpec, Removes,
-                                 Speed, Unchanged)
+from ..core.expectations import TOLERANCES, VOLTA, Adds, Functions, Removes, Speed, Unchanged
+from ..core.quantization import FixedPointSpec, LinearQuantSpec
 from ..core.layouts import channel_first_perm, channel_last_perm, compose_perms
 from ..core.registry import ConverterSpec
 from ..verify.execution import feed

@@ -9,15 +9,17 @@ and each pytest session builds its own from what conftest files mark.
 A :class:`ConverterSpec` is data: a ``name`` (the id part in ``[bn_fold-resnet50-cpu]``), a
 ``kind`` ("ours", or "peer" for NNabla's built-ins, whose failures are expected and shown as
 diagnoses), a ``convert(model)`` callable and its expectations (tolerance, layer rules,
-whether the graph needs the CPU channel-last emulation, speed per device, and for a
-quantizer the quantization it declares, which the verifier checks with its own reference).
+whether the graph needs the CPU channel-last emulation, speed per device), and for
+conversions whose numbers change by design either the ``quantization`` a quantizer declares
+(the verifier checks it and computes its own reference from it) or a ``reference(model)``
+that computes the outputs expected instead of the original's (pruning, removing functions).
 """
 import fnmatch
 import functools
 import importlib
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 from .expectations import TOLERANCES, Speed, Tolerance, as_tolerance
 from .model import MODEL_MARK, ModelSpec
@@ -156,7 +158,18 @@ def import_resolver(token):
 
 @dataclass(frozen=True)
 class ConverterSpec:
-    """A registry entry. ``convert(model)`` returns a Conversion (or outputs)."""
+    """A registry entry. ``convert(model)`` returns a Conversion (or outputs).
+
+    ``skips_by_default``: names of default models this row leaves out of the default matrix
+    (where it would see nothing the smaller models do not show, at seconds per case); it runs
+    on them when ``--gc-models`` names them.
+
+    ``reference``: None (the converted graph must compute what the model computes), or
+    ``reference(model) -> [numpy array per output]``, the outputs it must compute instead on
+    ``model.input_data``, derived from ``model`` by code independent of the converter (e.g.
+    the model with the channels a pruner must zero masked by the verifier's own numpy). It
+    must leave ``model`` as it found it.
+    """
 
     name: str
     convert: Callable
@@ -167,6 +180,8 @@ class ConverterSpec:
     cpu_emulation: bool = False
     speed: Tuple[Speed, ...] = ()
     quantization: object = None  # a FixedPointSpec / LinearQuantSpec the verifier checks it against
+    reference: Optional[Callable] = None  # model -> the outputs expected, when not the original's
+    skips_by_default: Tuple[str, ...] = ()  # models left out unless --gc-models names them
 
     @classmethod
     def from_function(cls, fn, kind="ours", **fields):
@@ -180,6 +195,12 @@ class ConverterSpec:
         if not self.name or "-" in self.name or not self.name.isidentifier():
             raise ValueError("converter name {!r} must be an identifier without '-' (it is "
                              "part of test ids like bn_fold-resnet50-cpu)".format(self.name))
+        if self.quantization is not None and self.reference is not None:
+            raise ValueError("converter {!r}: give a quantization spec or a reference, not both (the "
+                             "spec already defines the reference)".format(self.name))
+        if self.reference is not None and not callable(self.reference):
+            raise TypeError("converter {!r}: reference must be callable(model), not {!r}".format(
+                self.name, self.reference))
 
     def tolerance_for(self, model):
         return self.tolerance.merged(model.tolerance_for(self.name))
@@ -195,18 +216,21 @@ class ConverterSpec:
 
 
 def converter(name=None, *, kind="ours", description="", tolerance=None, layers=(),
-              cpu_emulation=False, speed=()):
+              cpu_emulation=False, speed=(), quantization=None, reference=None, skips_by_default=()):
     """Mark ``convert(model)`` as a gcverify converter (collected from conftest.py files).
 
     ``tolerance`` is a :class:`Tolerance`, a preset name ("float32", "quantizer"...) or a
-    dict of overrides of the float32 preset.
+    dict of overrides of the float32 preset; ``quantization`` (a quantizer's declared spec)
+    or ``reference(model)`` give the outputs expected where the conversion changes the
+    numbers by design (see :class:`ConverterSpec`).
     """
     tolerance = as_tolerance(tolerance)
 
     def mark(fn):
-        setattr(fn, CONVERTER_MARK, ConverterSpec(name or fn.__name__, fn, kind,
-                                                  description or (fn.__doc__ or "").strip(),
-                                                  tolerance, tuple(layers), cpu_emulation, tuple(speed)))
+        setattr(fn, CONVERTER_MARK, ConverterSpec(
+            name or fn.__name__, fn, kind, description or (fn.__doc__ or "").strip(), tolerance,
+            tuple(layers), cpu_emulation, tuple(speed), quantization=quantization,
+            reference=reference, skips_by_default=tuple(skips_by_default)))
         return fn
     return mark
 

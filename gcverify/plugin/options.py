@@ -85,6 +85,7 @@ class Settings:
     details: str = "failed"
     shard: Optional[Tuple[int, int]] = None  # (K, N), 1-based
     shard_costs: Optional[str] = None
+    models_given: bool = False  # --gc-models named them (else: the registry's default set)
 
     @classmethod
     def parse(cls, get, models, converters):
@@ -93,6 +94,7 @@ class Settings:
         from ..verify.devices import UnknownDeviceError, parse_devices, parse_gpus
         try:
             tokens = [t.strip() for t in (get("gc_models") or "").split(",") if t.strip()]
+            given = bool(tokens)
             tokens = tokens or models.default_names()
             for t in tokens:
                 models.resolve(t)
@@ -121,7 +123,8 @@ class Settings:
                               speed_margin=_number(get, "gc_speed_margin", float, 0.0)),
                    _saved_mode(get),
                    html=paths["gc_html"], details="all" if paths["gc_html"] else details,
-                   shard=parse_shard(get("gc_shard")), shard_costs=shard_costs)
+                   shard=parse_shard(get("gc_shard")), shard_costs=shard_costs,
+                   models_given=given)
 
 
 def parse_shard(text):

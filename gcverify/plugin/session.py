@@ -103,9 +103,13 @@ class Session:
                             saved=SavedOptions(mode=s.saved), details=s.details, facts=self._facts)
 
     def cases(self):
+        """Every selected converter x model x device; in the default matrix (no ``--gc-models``)
+        without the models a converter ``skips_by_default``."""
         s = self.settings
-        labels = model_labels([self.models.resolve(t).name for t in s.models])
-        return [Case(c, t, label, d) for c in s.converters for t, label in zip(s.models, labels)
+        names = [self.models.resolve(t).name for t in s.models]
+        labels = model_labels(names)
+        return [Case(c, t, label, d) for c in s.converters for t, name, label in zip(s.models, names, labels)
+                if s.models_given or name not in self.converters.get(c).skips_by_default
                 for d in s.devices]
 
     def planned_cases(self):

@@ -13,10 +13,10 @@ converter must keep ``f``, or None when ``f`` can be converted.
 """
 import numpy as np
 
-__all__ = ["bn_inference_keep", "bn_fold_keep", "bn_fold_opposite_keep", "INNER_PRODUCTS"]
+from ..core.expectations import INNER_PRODUCT
 
-INNER_PRODUCTS = ("Convolution", "Deconvolution", "DepthwiseConvolution", "DepthwiseDeconvolution",
-                  "Affine")
+__all__ = ["bn_inference_keep", "bn_fold_keep", "bn_fold_opposite_keep"]
+
 _INTO_FOLLOWING = ("Convolution", "DepthwiseConvolution", "Affine")
 
 
@@ -78,7 +78,7 @@ def bn_fold_keep(view, f):
     producer = x.parent
     if producer is None or producer not in view:
         return "its input is a graph input or a leaf"
-    if producer.info.type_name not in INNER_PRODUCTS:
+    if producer.info.type_name not in INNER_PRODUCT:
         return "its input comes from {}, which has no weight".format(producer.info.type_name)
     if view.uses(x) != 1:
         return "the output of its {} is read elsewhere too".format(producer.info.type_name)

@@ -18,7 +18,7 @@ import numpy as np
 
 from converters.graph_view import GraphView
 
-from ..core.expectations import FixedPointSpec
+from ..core.quantization import FixedPointSpec
 from .model_copy import copy_model
 from .numeric import numeric_check
 from .profile import sqnr_db

@@ -1,5 +1,5 @@
 """The verifier's own quantizers: numpy code written from a declared spec
-(:class:`~gcverify.core.expectations.FixedPointSpec`, :class:`~gcverify.core.expectations.LinearQuantSpec`),
+(:class:`~gcverify.core.quantization.FixedPointSpec`, :class:`~gcverify.core.quantization.LinearQuantSpec`),
 independent of the converters' code, and the reference forward they give.
 
 The reference forward runs a fresh faithful copy of the original with the spec applied by
@@ -15,7 +15,7 @@ import numpy as np
 from converters.fast_rebuild import fast_nnabla_imports
 from converters.graph_view import GraphView
 
-from ..core.expectations import FixedPointSpec
+from ..core.quantization import FixedPointSpec
 from ..core.running import feed
 
 __all__ = ["round_half_away", "power_of_two_step", "fixed_point", "fixed_point_levels", "output_axes",

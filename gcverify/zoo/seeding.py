@@ -8,8 +8,7 @@ import numpy as np
 
 from converters.graph_view import GraphView
 
-_INNER_PRODUCT = ("Convolution", "Deconvolution", "DepthwiseConvolution",
-                  "DepthwiseDeconvolution", "Affine")
+from ..core.expectations import INNER_PRODUCT
 
 
 def _bn_roles(args):
@@ -35,7 +34,7 @@ def randomize_parameters(outputs, params=None, seed=0):
 
     for f in view.functions:
         kind, args = f.info.type_name, f.info.args
-        if kind in _INNER_PRODUCT:
+        if kind in INNER_PRODUCT:
             w = f.inputs[1]
             fan_in = int(np.prod(w.shape[1:])) if kind != "Affine" else int(np.prod(w.shape[:-1]))
             fill(w, rng.normal(0.0, np.sqrt(2.0 / max(fan_in, 1)), w.shape))

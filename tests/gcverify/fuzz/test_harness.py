@@ -191,6 +191,8 @@ def test_unknown_target_names_list_the_known_ones():
     with pytest.raises(LookupError, match="cannot load"):
         fuzz_target("no_such_module_here:x")
     assert fuzz_target("identity").tolerance == TOLERANCES["exact"]
+    with pytest.raises(LookupError, match="prune is judged against a reference the fuzzer does not compute"):
+        fuzz_target("prune")  # compared with the original, every pruned graph would be a mismatch
 
 
 def test_targets_are_the_registry_entries_under_their_names():
