@@ -59,7 +59,7 @@ job=${1:-}
 [ $# -gt 0 ] && shift
 case "$job" in
     setup) setup ;;
-    verify) setup; cd "$root"; exec "$venv/bin/python" -m pytest suites -n 2 --gc-device=cpu "$@" ;;
+    verify) setup; cd "$root"; exec "$venv/bin/python" -m pytest suites -n 2 --gc-device=cpu -p no:hypothesispytest "$@" ;;
     test) setup; cd "$root"; exec "$venv/bin/python" -m pytest tests -n 2 "$@" ;;
     bench) setup; cd "$root"; exec "$venv/bin/python" benchmarks/bench_converters.py "$@" ;;
     *) echo "usage: scripts/dev.sh {verify|test|bench|setup} [args...]" >&2; exit 2 ;;
