@@ -20,7 +20,7 @@ from .report.files import (HTML_MARKER, REPORT_FORMAT, ReportFileError, check_re
                            check_replaceable_text, merge_rows, read_report, report_document,
                            write_json_atomic)
 from .report.shards import check_shards, in_matrix_order
-from .report.table import counts, table
+from .report.table import counts, details, table
 
 __all__ = ["main"]
 
@@ -88,6 +88,8 @@ def report(args, out):
     rows, warnings = merge_rows([(path, rows) for path, rows, _ in reports])
     rows = in_matrix_order(rows, reports)
     print(table(rows, args.format), file=out)
+    for line in details(rows):
+        print(line, file=out)
     print("{} rows from {} report(s): {}".format(len(rows), len(args.reports), counts(rows)), file=out)
     for w in warnings:
         print("warning: " + w, file=out)

@@ -12,7 +12,7 @@ import re
 from ..report.baseline import Baseline
 from ..report.files import ReportFileError, report_document, write_json_atomic
 from ..report.row import Row
-from ..report.table import counts, table
+from ..report.table import counts, details, table
 from .worker import ROW_PROPERTY
 
 __all__ = ["Collector"]
@@ -120,4 +120,4 @@ class Collector:
                 self.session.settings.shard[0], plan.count, len(plan.assignment), plan.costs)
         if self.session.baseline is not None:
             tail += "; compared with baseline {}".format(self.session.baseline.path)
-        return lines + [tail] + self.notes
+        return lines + details(rows) + [tail] + self.notes

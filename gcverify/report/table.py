@@ -1,8 +1,13 @@
 """The matrix as text: one line per row (the summary printed at the end of a session and by
-``python -m gcverify report``)."""
+``python -m gcverify report``), and the lines a cell cannot hold (:func:`details`).
+
+What each column means is explained in the README ("Reading the table").
+"""
 from tabulate import tabulate
 
-__all__ = ["table", "counts", "short", "changes", "speed"]
+__all__ = ["table", "details", "counts", "short", "changes", "speed", "error", "NOTE_WIDTH"]
+
+NOTE_WIDTH = 56
 
 
 def short(text, width=60):
@@ -14,11 +19,26 @@ def _num(x, fmt="{:.2g}"):
     return "-" if x is None else fmt.format(x)
 
 
+_VERDICT_MARK = {"met": "", "missed": " slower", "inconclusive": " ?"}
+
+
 def speed(row):
-    """The speed ratio as text; in parentheses when the graphs ran too fast to judge it."""
+    """The speed ratio as text: in parentheses when the graphs ran too fast to judge it,
+    ``?`` after it when inconclusive, ``slower`` when confidently missed."""
     text = _num(row.speed_ratio, "{:.2f}x")
-    # a ratio of a graph too fast to judge is shown in parentheses
-    return "({})".format(text) if row.speed_judged is False else text
+    if row.speed_judged is False:
+        return "({})".format(text)
+    return text + _VERDICT_MARK.get(row.speed_verdict or "met", "")
+
+
+def error(row):
+    """The largest error: as a multiple of the float32 noise floor where the row was judged
+    against one (``2.1e-06 (0.3x floor)``), else absolute / relative."""
+    if row.max_abs_error is None:
+        return "-"
+    if row.noise_multiple is not None:
+        return "{} ({:.2g}x floor)".format(_num(row.max_abs_error), row.noise_multiple)
+    return "{} / {}".format(_num(row.max_abs_error), _num(row.max_rel_error))
 
 
 def changes(row, limit=2):
@@ -37,6 +57,17 @@ def _saved_note(row):
     return "saved: " + saved if saved.startswith(("skipped", "unsaveable")) else ""
 
 
+def _quantizer_note(row):
+    parts = ["SQNR {:.1f} dB".format(row.sqnr_db)] if row.sqnr_db is not None else []
+    parts += ["top-1 {:.0%}".format(row.top1_agreement)] if row.top1_agreement is not None else []
+    return ", ".join(parts)
+
+
+def note(row):
+    """The row's note, uncut: its diagnosis, else what a reader of a passed row should know."""
+    return " ".join(str(row.message or _saved_note(row) or _quantizer_note(row) or "").split())
+
+
 def table(rows, tablefmt="simple"):
     """The matrix as text: one line per row, the diagnosis cut to fit."""
     body = []
@@ -46,16 +77,33 @@ def table(rows, tablefmt="simple"):
             r.converter, r.model, r.device, (r.outcome or "?"),
             "-" if fb is None else "{} -> {}".format(fb, "?" if fa is None else fa),
             short(changes(r), 34),
-            "-" if r.max_abs_error is None else "{} / {}".format(
-                _num(r.max_abs_error), _num(r.max_rel_error)),
+            error(r),
             r.tolerance_preset or r.tolerance or "-",
             _num(r.conversion_time, "{:.3f}"),
             speed(r),
-            short(r.message or _saved_note(r), 56) or "-",
+            short(note(r), NOTE_WIDTH) or "-",
         ))
     return tabulate(body, ["converter", "model", "device", "outcome", "functions", "changed",
-                           "max abs / rel err", "tolerance", "convert s", "speed", "note"],
+                           "max error", "tolerance", "convert s", "speed", "note"],
                     tablefmt=tablefmt)
+
+
+def details(rows):
+    """The lines the table's cells cut: each note longer than its cell, each judged speed
+    ratio with its interval and rounds, each function a converter kept and why. Not for
+    expected failures (NNabla's peers, xfailed): their diagnoses are in the report files."""
+    lines = []
+    for r in rows:
+        if r.outcome == "xfailed":
+            continue
+        text = note(r)
+        if len(text) > NOTE_WIDTH:
+            lines.append("note  {}: {}".format(r.id, text))
+        if r.speed_judged and r.speed_low is not None:
+            lines.append("speed {}: {:.2f}x, 95% interval [{:.2f}, {:.2f}] over {} paired rounds: {}".format(
+                r.id, r.speed_ratio, r.speed_low, r.speed_high, r.speed_rounds, r.speed_verdict))
+        lines += ["kept  {}: {}".format(r.id, k) for k in r.kept or ()]
+    return lines
 
 
 def counts(rows):

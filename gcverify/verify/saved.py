@@ -92,7 +92,7 @@ def saved_check(conversion, model, data, expected=None, emulate=False, options=S
                        saved="unsaveable: {}".format(e))
     size = layout.parameter_bytes
     if options.mode == "auto" and size > options.max_bytes:
-        note = "skipped: {:.0f} MB of parameters > {:.0f} MB (--gc-saved=all checks it)".format(
+        note = "skipped: {:.0f} MB > {:.0f} MB (--gc-saved=all)".format(
             size / 2 ** 20, options.max_bytes / 2 ** 20)
         return _result(True, note, saved=note)
     t0 = time.perf_counter()

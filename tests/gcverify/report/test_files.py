@@ -8,7 +8,7 @@ import pytest
 from gcverify.cli import main
 from gcverify.report.baseline import Baseline
 from gcverify.report.files import load_report, merge_rows, read_json, report_document, REPORT_FORMAT, ReportFileError, write_json_atomic
-from gcverify.report.table import table
+from gcverify.report.table import NOTE_WIDTH, details, error, speed, table
 
 
 
@@ -20,6 +20,42 @@ def test_table_has_one_line_per_row_with_the_figures(row):
     assert "12 -> 9" in lines[2] and "-3 BatchNormalization" in lines[2] and "1.20x" in lines[2]
     assert "float32" in lines[2] and "3e-06 / 1e-05" in lines[2]
     assert lines[3].rstrip().endswith("...") and len(lines[3]) < 260
+
+
+def test_errors_judged_against_the_noise_floor_show_its_multiple(row):
+    assert error(row(noise_multiple=0.31)) == "3e-06 (0.31x floor)"
+    assert error(row()) == "3e-06 / 1e-05"  # a fixed tolerance: absolute / relative
+    assert error(row(max_abs_error=None)) == "-"
+
+
+@pytest.mark.parametrize("fields, shown", [
+    (dict(speed_judged=False), "(1.20x)"),
+    (dict(speed_judged=True, speed_verdict="met"), "1.20x"),
+    (dict(speed_judged=True, speed_verdict="inconclusive"), "1.20x ?"),
+    (dict(speed_judged=True, speed_verdict="missed"), "1.20x slower"),
+])
+def test_the_speed_cell_says_how_the_ratio_was_judged(row, fields, shown):
+    assert speed(row(**fields)) == shown
+
+
+def test_details_give_what_the_cells_cut_but_not_for_expected_failures(row):
+    long = "[numeric] outputs differ: max abs 0.0201 (max|y| 1.19), max rel 0.0273; tolerance exact"
+    assert len(long) > NOTE_WIDTH
+    rows = [row(outcome="failed", message=long),
+            row("bn_fold", "resnet50", speed_judged=True, speed_verdict="inconclusive", speed_low=0.8,
+                speed_high=1.3, speed_rounds=80, kept=["kept BatchNormalization 'bn' (valid: ...)"]),
+            row("nnabla_bn_fold", outcome="xfailed", message=long)]
+    lines = details(rows)
+    assert lines == ["note  bn_fold-lenet-cpu: " + long,
+                     "speed bn_fold-resnet50-cpu: 1.20x, 95% interval [0.80, 1.30] over 80 paired rounds: "
+                     "inconclusive",
+                     "kept  bn_fold-resnet50-cpu: kept BatchNormalization 'bn' (valid: ...)"]
+    assert long[:NOTE_WIDTH - 3] in table(rows)  # the cell holds its start
+
+
+def test_a_passed_quantizer_row_notes_its_sqnr_and_top1(row):
+    text = table([row("qdq", sqnr_db=32.94, top1_agreement=1.0)])
+    assert "SQNR 32.9 dB, top-1 100%" in text
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, row):

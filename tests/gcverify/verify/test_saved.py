@@ -96,7 +96,7 @@ def test_a_python_function_cannot_be_saved_and_says_which():
 def test_auto_skips_graphs_above_the_budget_and_off_checks_nothing():
     model, conversion = _converted("bn_fold")
     skipped = saved_check(conversion, model, model.input_data, options=SavedOptions(max_bytes=1000))
-    assert skipped.passed and skipped.figures["saved"].startswith("skipped: 0 MB of parameters > 0 MB (--gc-saved=all")
+    assert skipped.passed and skipped.figures["saved"].startswith("skipped: 0 MB > 0 MB (--gc-saved=all")
     assert saved_check(conversion, model, model.input_data, options=SavedOptions(mode="off")).figures == {
         "saved": "off"}
     with pytest.raises(ValueError, match="one of auto, all, off"):
