@@ -74,6 +74,7 @@ class Row:
     speed_ratio: Optional[float] = None
     speed_low: Optional[float] = None    # the ratio's confidence interval
     speed_high: Optional[float] = None
+    speed_confidence: Optional[float] = None  # the interval's level (per look, after the correction)
     speed_rounds: Optional[int] = None
     speed_verdict: Optional[str] = None  # met, missed, inconclusive, not judged
     speed_judged: Optional[bool] = None

@@ -100,8 +100,9 @@ def details(rows):
         if len(text) > NOTE_WIDTH:
             lines.append("note  {}: {}".format(r.id, text))
         if r.speed_judged and r.speed_low is not None:
-            lines.append("speed {}: {:.2f}x, 95% interval [{:.2f}, {:.2f}] over {} paired rounds: {}".format(
-                r.id, r.speed_ratio, r.speed_low, r.speed_high, r.speed_rounds, r.speed_verdict))
+            level = " {:.6g}%".format(100 * r.speed_confidence) if r.speed_confidence else ""
+            lines.append("speed {}: {:.2f}x,{} interval [{:.2f}, {:.2f}] over {} paired rounds: {}".format(
+                r.id, r.speed_ratio, level, r.speed_low, r.speed_high, r.speed_rounds, r.speed_verdict))
         lines += ["kept  {}: {}".format(r.id, k) for k in r.kept or ()]
     return lines
 

@@ -32,4 +32,5 @@ def speed_check(run_original, run_converted, expectation, device, settings, cloc
     return CheckResult("speed", passed, summary, [], dict(
         time_original=result.time_original, time_converted=result.time_converted,
         speed_ratio=result.ratio, speed_low=result.low, speed_high=result.high,
+        speed_confidence=result.confidence,
         speed_rounds=result.rounds, speed_verdict=result.verdict, speed_judged=judged))

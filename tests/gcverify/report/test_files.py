@@ -43,11 +43,11 @@ def test_details_give_what_the_cells_cut_but_not_for_expected_failures(row):
     assert len(long) > NOTE_WIDTH
     rows = [row(outcome="failed", message=long),
             row("bn_fold", "resnet50", speed_judged=True, speed_verdict="inconclusive", speed_low=0.8,
-                speed_high=1.3, speed_rounds=80, kept=["kept BatchNormalization 'bn' (valid: ...)"]),
+                speed_high=1.3, speed_rounds=80, speed_confidence=0.9999666, kept=["kept BatchNormalization 'bn' (valid: ...)"]),
             row("nnabla_bn_fold", outcome="xfailed", message=long)]
     lines = details(rows)
     assert lines == ["note  bn_fold-lenet-cpu: " + long,
-                     "speed bn_fold-resnet50-cpu: 1.20x, 95% interval [0.80, 1.30] over 80 paired rounds: "
+                     "speed bn_fold-resnet50-cpu: 1.20x, 99.9967% interval [0.80, 1.30] over 80 paired rounds: "
                      "inconclusive",
                      "kept  bn_fold-resnet50-cpu: kept BatchNormalization 'bn' (valid: ...)"]
     assert long[:NOTE_WIDTH - 3] in table(rows)  # the cell holds its start
