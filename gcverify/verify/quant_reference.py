@@ -101,12 +101,12 @@ def reference_weights(f, spec):
     w = weight_leaf(f.inputs[1])
     if w is None:
         return out
-    values = w.d
+    values = w.d.reshape(f.inputs[1].shape)  # a flat parameter read through a Reshape: as the layer sees it
     if isinstance(spec, FixedPointSpec):
         axes = output_axes(f, values.ndim) if spec.per_channel else None
         top = _channel_max(values, axes) if axes else np.max(np.abs(values.astype(np.float64)))
         step = spec.weight_delta or power_of_two_step(top, spec.weight_bits)
-        out[w] = fixed_point(values, spec.weight_bits, step)
+        out[w] = fixed_point(values, spec.weight_bits, step).reshape(w.shape)
         b = weight_leaf(f.inputs[2]) if spec.quantize_bias and len(f.inputs) > 2 else None
         if b is not None:
             bits = spec.bias_bits or spec.weight_bits
@@ -121,7 +121,7 @@ def reference_weights(f, spec):
         others = tuple(a for a in range(values.ndim) if a not in axes) if axes else None
         lo = np.min(values, axis=others, keepdims=axes is not None)
         hi = np.max(values, axis=others, keepdims=axes is not None)
-    out[w] = qdq(values, *qdq_params(lo, hi, spec.bits, spec.symmetric))
+    out[w] = qdq(values, *qdq_params(lo, hi, spec.bits, spec.symmetric)).reshape(w.shape)
     return out
 
 
