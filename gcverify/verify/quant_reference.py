@@ -165,10 +165,18 @@ def reference_forward(model, spec, ranges=None):
             x = f.inputs[0]
             held[f] = x.d.copy()
             x.d = qdq(held[f], *qdq_params(*ranges[position[f]], spec.bits, spec.symmetric))
+        elif fixed and f in position and spec.weight_bits and spec.weight_delta and weight_leaf(f.inputs[1]) is None:
+            w = f.inputs[1]  # computed by the graph: on a given step it is quantized as it flows in
+            held[f] = (w, w.d.copy())
+            w.d = fixed_point(held[f][1], spec.weight_bits, spec.weight_delta)
 
     def after(f):
         if f in held:
-            f.inputs[0].d = held.pop(f)
+            kept = held.pop(f)
+            if isinstance(kept, tuple):
+                kept[0].d = kept[1]
+            else:
+                f.inputs[0].d = kept
         if f.info.type_name in acts:
             signed = f.info.type_name not in spec.unsigned
             for o in f.outputs:

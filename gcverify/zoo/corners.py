@@ -20,9 +20,10 @@ situation needs (a zero mean, frozen parameters, weights large enough to saturat
 5. conv -> BN -> unpadded depthwise conv, and conv -> BN -> unpadded grouped conv;
 6. a convolution reading its weight through a Reshape of a flat parameter -> BN: folds;
 7. DepthwiseDeconvolution (``divisor=2``) -> BN: folds into the depthwise deconvolution;
-8. Affine(base_axis=2) -> BN over axis 1 (before base_axis), conv -> BN over axis 2 (no
-   channel axis) and a BN over the non-contiguous axes (1, 3): kept by the folders, and the
-   last is linearized as a BN with mean 0 / var 1;
+8. Affine(base_axis=2) -> BN over axis 1 (before base_axis) and conv -> BN over axis 2 (not
+   the channel axis): kept by the folders, linearized as 1D depthwise convolutions. (A BN over
+   non-contiguous axes is no case: NNabla spells it as Transposes around a BN over one merged
+   axis, whose statistics are then computed by the graph, as in ``bn_training``.)
 9. a frozen conv + frozen BN (need_grad False: the folded weights stay frozen) and a frozen
    conv + trainable BN (the folded weights need a gradient: they derive from gamma too).
 
@@ -55,7 +56,7 @@ def _conv(h, maps, name, pad=1, **kw):
 
 
 def bn_corners(image):
-    """Fourteen outputs for the situations of the module docstring (in its order)."""
+    """Thirteen outputs for the situations of the module docstring (in its order)."""
     n = image.shape[0]
     outs = [F.relu(_conv(_bn(image, "input-bn"), 4, "after-input", pad=0))]  # 0
     forked = _conv(image, 4, "forked", with_bias=False)  # 1
@@ -77,20 +78,17 @@ def bn_corners(image):
     tokens = PF.affine(F.reshape(image, (n, 3, 64)), 6, base_axis=2, name="tokens")  # 8
     outs.append(F.tanh(_bn(tokens, "tokens-bn", axes=(1,))))
     outs.append(F.relu(_bn(_conv(image, 4, "rows"), "rows-bn", axes=(2,))))
-    outs.append(F.relu(_bn(_conv(image, 4, "split-axes"), "split-axes-bn", axes=(1, 3))))
-    outs.append(F.relu(_bn(_conv(image, 4, "frozen"), "frozen-bn")))  # 9
-    outs.append(F.relu(_bn(_conv(image, 4, "half-frozen"), "half-frozen-bn")))
+    frozen = _conv(image, 4, "frozen", fix_parameters=True)  # 9
+    outs.append(F.relu(_bn(frozen, "frozen-bn", fix_parameters=True)))
+    outs.append(F.relu(_bn(_conv(image, 4, "half-frozen", fix_parameters=True), "half-frozen-bn")))
     return outs
 
 
 def adjust_bn_corners(params):
-    """After seeding: the zero-shift BN gets running mean 0; the frozen pair stop needing
-    gradients (all of "frozen", only the convolution of "half-frozen"); the flat weight, which
-    no PF layer seeds, gets He-style values."""
+    """After seeding: the zero-shift BN gets running mean 0 and the flat weight, which no PF
+    layer seeds, He-style values. (The frozen parameters are built with ``fix_parameters``:
+    ``need_grad`` belongs to the variable the graph reads, not to the scope's entry.)"""
     params["zero-shift-bn/bn/mean"].d = 0.0
-    for name in ("frozen/conv/W", "frozen/conv/b", "frozen-bn/bn/beta", "frozen-bn/bn/gamma",
-                 "half-frozen/conv/W", "half-frozen/conv/b"):
-        params[name].need_grad = False
     flat = params["flat/W"]
     flat.d = np.random.RandomState(flat.size).normal(0.0, np.sqrt(2.0 / 27), flat.shape)
 
