@@ -90,7 +90,7 @@ def adjust_bn_corners(params):
     ``need_grad`` belongs to the variable the graph reads, not to the scope's entry.)"""
     params["zero-shift-bn/bn/mean"].d = 0.0
     flat = params["flat/W"]
-    flat.d = np.random.RandomState(flat.size).normal(0.0, np.sqrt(2.0 / 27), flat.shape)
+    flat.d = np.random.RandomState(flat.size).normal(0.0, np.sqrt(2.0 / 27), flat.shape).astype(np.float32)
 
 
 def bn_training(image):
