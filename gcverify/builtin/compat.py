@@ -227,10 +227,11 @@ SMALL_MODELS_BY_DEFAULT = dict(skips_by_default=("resnet50",))
 # The training twin of a model with a BN on batch statistics of its own (bn_training) is no
 # twin: turning every BN off changes that one, so "exactly the model's numbers" cannot hold.
 NOT_ON_TRAINING_MODELS = dict(skips_by_default=("resnet50", "bn_training"))
-# Removing a BN also removes what only it read (NNabla's Transposes around a BN over other axes,
-# a gamma computed by the graph), and pruning a weight read through a Reshape makes it a new
-# parameter (the Reshape goes): right conversions that the Unchanged rule counts as changes.
-NOT_WHERE_INPUTS_ARE_COMPUTED = dict(skips_by_default=("resnet50", "bn_corners", "bn_training"))
+# Right conversions that the Unchanged rule counts as changes: removing a BN also removes what
+# only it read (bn_training's gamma, computed by an Exp), and pruning a weight read through a
+# Reshape (bn_corners' flat weight) makes it a new parameter, so the Reshape goes.
+NOT_WHERE_BN_GAMMA_IS_COMPUTED = dict(skips_by_default=("resnet50", "bn_training"))
+NOT_WHERE_A_WEIGHT_IS_RESHAPED = dict(skips_by_default=("resnet50", "bn_corners"))
 
 COMPAT = (
     # exact on CPU (0.0 measured); float32 for cudnn, where FusedBatchNormalization is a kernel
@@ -245,10 +246,10 @@ COMPAT = (
     _spec(no_grad, tolerance=_EXACT, layers=(Unchanged(), NoGradients()), **SMALL_MODELS_BY_DEFAULT),
     _spec(add_bias, tolerance=_EXACT, layers=(Unchanged(), HasBias()), **SMALL_MODELS_BY_DEFAULT),
     _spec(prune, tolerance=_EXACT, layers=(Unchanged(),), reference=PrunedChannels(PRUNING_THRESHOLD),
-          **NOT_WHERE_INPUTS_ARE_COMPUTED),
+          **NOT_WHERE_A_WEIGHT_IS_RESHAPED),
     _spec(remove_function, tolerance=_EXACT, reference=WithoutFunctions(REMOVED_TYPES),
           layers=tuple(Removes(Functions(t)) for t in REMOVED_TYPES) + (Unchanged(REMOVED_TYPES),),
-          **NOT_WHERE_INPUTS_ARE_COMPUTED),
+          **NOT_WHERE_BN_GAMMA_IS_COMPUTED),
     _spec(qat_recording, tolerance=_EXACT, layers=(Records(), Unchanged(RECORDERS)),
           **SMALL_MODELS_BY_DEFAULT),
     _spec(qat_qdq, tolerance=_EXACT, layers=(QuantizesInputs(), Unchanged(QDQ_TYPES)),

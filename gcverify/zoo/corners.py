@@ -20,8 +20,9 @@ situation needs (a zero mean, frozen parameters, weights large enough to saturat
 5. conv -> BN -> unpadded depthwise conv, and conv -> BN -> unpadded grouped conv;
 6. a convolution reading its weight through a Reshape of a flat parameter -> BN: folds;
 7. DepthwiseDeconvolution (``divisor=2``) -> BN: folds into the depthwise deconvolution;
-8. Affine(base_axis=2) -> BN over axis 1 (before base_axis) and conv -> BN over axis 2 (not
-   the channel axis): kept by the folders, linearized as 1D depthwise convolutions. (A BN over
+8. Affine(base_axis=2) -> BN over axis 1 (before base_axis) -> Affine(base_axis=2), and
+   conv -> BN over axis 2 (not the channel axis) -> unpadded conv: kept by both folders,
+   linearized as 1D depthwise convolutions. (A BN over
    non-contiguous axes is no case: NNabla spells it as Transposes around a BN over one merged
    axis, whose statistics are then computed by the graph, as in ``bn_training``.)
 9. a frozen conv + frozen BN (need_grad False: the folded weights stay frozen) and a frozen
@@ -31,7 +32,8 @@ situation needs (a zero mean, frozen parameters, weights large enough to saturat
 fold into: one on batch statistics (``batch_stat=True``; its random running statistics
 differ from the batch's, so folding them changes every number), one whose gamma is computed
 by the graph (``exp`` of a parameter), and one after a convolution whose weight is computed
-(weight normalization ``W / rms(W)``): all kept, by every BN converter.
+(weight normalization ``W / rms(W)``): all kept, by every BN converter. That convolution reads
+a BN of the input, which folding forwards must keep too (the weight it would scale is computed).
 
 ``layout_corners``: a dilated convolution whose ReLU6 saturates (weights scaled so a third of
 its inputs exceed 6), a dilated depthwise convolution, spatial Pad / Slice / Flip / Transpose,
@@ -76,8 +78,8 @@ def bn_corners(image):
     up = PF.depthwise_deconvolution(pooled, (2, 2), stride=(2, 2), divisor=2, name="dwdeconv")
     outs.append(F.relu(_bn(up, "dwdeconv-bn")))
     tokens = PF.affine(F.reshape(image, (n, 3, 64)), 6, base_axis=2, name="tokens")  # 8
-    outs.append(F.tanh(_bn(tokens, "tokens-bn", axes=(1,))))
-    outs.append(F.relu(_bn(_conv(image, 4, "rows"), "rows-bn", axes=(2,))))
+    outs.append(F.tanh(PF.affine(_bn(tokens, "tokens-bn", axes=(1,)), 4, base_axis=2, name="per-token")))
+    outs.append(F.relu(_conv(_bn(_conv(image, 4, "rows"), "rows-bn", axes=(2,)), 4, "after-rows", pad=0)))
     frozen = _conv(image, 4, "frozen", fix_parameters=True)  # 9
     outs.append(F.relu(_bn(frozen, "frozen-bn", fix_parameters=True)))
     outs.append(F.relu(_bn(_conv(image, 4, "half-frozen", fix_parameters=True), "half-frozen-bn")))
@@ -112,7 +114,8 @@ def bn_training(image):
         "normalized/W", (4, 3, 3, 3),
         nn.initializer.NormalInitializer(np.sqrt(2.0 / 27), rng=np.random.RandomState(27)))
     rms = F.pow_scalar(F.add_scalar(F.mean(F.pow_scalar(w, 2.0), axis=(1, 2, 3), keepdims=True), 1e-5), -0.5)
-    normalized = F.relu(_bn(F.convolution(image, F.mul2(w, rms), pad=(1, 1)), "normalized-bn"))
+    normalized = F.convolution(_bn(image, "pre-normalized-bn"), F.mul2(w, rms), pad=(1, 1))
+    normalized = F.relu(_bn(normalized, "normalized-bn"))
     return training, computed, normalized
 
 

@@ -31,6 +31,17 @@ def test_new_rows_pass(matrix_verdict, converter, model):
     assert _failures(matrix_verdict, converter, model) == []
 
 
+def test_asymmetric_qdq_of_other_widths_passes_too(matrix_verdict):
+    """The one combination no default row takes: a zero point in the simulated (n != 8) form."""
+    from gcverify.builtin.ours import spec_of
+    from gcverify.core.expectations import Adds, Functions
+    from gcverify.core.quantization import LinearQuantSpec
+    row = spec_of("qdq").variant("qdq_int6_asymmetric", dict(n=6, symmetric=False),
+                                 layers=(Adds((Functions("Sub2"),)),),
+                                 quantization=LinearQuantSpec(bits=6, symmetric=False, per_channel=True))
+    assert matrix_verdict("qdq_int6_asymmetric", zoo_spec("bn_corners"), extra=(row,)).failures == []
+
+
 def test_bn_fold_opposite_is_no_longer_vacuous(matrix_verdict):
     verdict = matrix_verdict("bn_fold_opposite", zoo_spec("bn_corners"))
     assert not verdict.failures and verdict.row.removed.get("BatchNormalization", 0) == 5
