@@ -224,7 +224,7 @@ def _run(spec, device, model, original, reference, noise, verdict, settings):
     if not layers.passed:
         verdict.fail(layers)
     # every new parameter needs a gradient exactly when what it derives from does (verify/gradients.py)
-    gradients = gradients_check(original_view, converted_view, conversion, original.params,
+    gradients = gradients_check(original_view, converted_view, conversion,
                                 frozen=any(isinstance(r, NoGradients) for r in spec.layers))
     row.update(gradients.figures)
     if not gradients.passed:

@@ -142,10 +142,10 @@ def derived_from(p, readers, origins, original_names, name):
     return list(dict.fromkeys(sources))
 
 
-def gradients_check(original_view, converted_view, conversion, original_params, frozen=False):
-    """The rule of the module docstring on every new parameter of ``conversion``.
-    ``original_params``: ``{name: Variable}`` of the original; ``frozen``: the converter
-    declares that no parameter may need a gradient."""
+def gradients_check(original_view, converted_view, conversion, frozen=False):
+    """The rule of the module docstring on every new parameter of ``conversion`` (GraphViews of
+    the original and the converted graph); ``frozen``: the converter declares that no
+    parameter may need a gradient."""
     known = set(original_view.inputs) | set(original_view.parameters)
     names = {v: k for k, v in conversion.parameters.items()}
     # by name, the variables the original graph reads (need_grad is the reader's, not the scope entry's)
@@ -153,7 +153,8 @@ def gradients_check(original_view, converted_view, conversion, original_params, 
                        if original_view.param_name(v)}
     new = [v for v in converted_view.parameters if v not in known]
     if not new:
-        return CheckResult("gradients", True, "no new parameter", figures=dict(new_parameters=0))
+        return CheckResult("gradients", True, "no new parameter", figures=dict(new_parameters=0,
+                                                                              gradient_mismatches=0))
     origins = _Origins(original_view, converted_view, conversion.var_map or {})
     wrong, unjudged = [], 0
     for p in new:
