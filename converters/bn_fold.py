@@ -236,17 +236,21 @@ class FoldBatchNorm(GraphPass):
         w_data = w_var.d.reshape(shape)
         c0, c1 = _scale_shift(bn)
         old_b = None if b_var is None else b_var.d.reshape(layer.inputs[2].shape)
+        # a folded value trains when anything it is made of does (a frozen conv under a
+        # trainable BN: gamma and beta live on in W' and b')
+        bn_trains = any(v is not None and v.need_grad for v in (bn.beta, bn.gamma, bn.mean, bn.var))
         if self.opposite:
             c0, c1 = self._layout(kind, args, c0, c1, full=bn.x.shape)
             w, bias = fold_into_consumer(kind, w_data, old_b, c0, c1, args)
-            new_w = b.parameter(w_var, w, "bn_folded")
+            new_w = b.parameter(w_var, w, "bn_folded", need_grad=w_var.need_grad or bn_trains)
         else:
             c0, c1 = self._layout(kind, args, c0, c1)
             # Written straight into the new parameter: no temporary copy of the weight.
-            new_w, buffer = b.parameter_buffer(w_var, shape, "bn_folded")
+            new_w, buffer = b.parameter_buffer(w_var, shape, "bn_folded", need_grad=w_var.need_grad or bn_trains)
             _, bias = fold_into_producer(kind, w_data, old_b, c0, c1, args, out=buffer)
-        new_b = b.parameter(b_var if b_var is not None else w_var, bias,
-                            "bn_folded" if b_var is not None else "bn_folded_bias")
+        like = b_var if b_var is not None else w_var
+        new_b = b.parameter(like, bias, "bn_folded" if b_var is not None else "bn_folded_bias",
+                            need_grad=like.need_grad or bn_trains)
         return b.call(kind, [inputs[0], new_w, new_b], args)[0]
 
     @staticmethod

@@ -28,6 +28,7 @@ import nnabla.function as _functions
 import numpy as np
 
 from . import quant_math
+from .graph_view import parameter_source
 from .rewrite import GraphPass
 
 __all__ = ["FixedPointWeights", "FixedPointActivations", "WEIGHT_OUTPUT_AXES",
@@ -132,13 +133,15 @@ class FixedPointWeights(GraphPass):
         n, delta = (self.n, self.delta) if slot == 1 else (self.bias_n, self.bias_delta)
         if delta is not None:
             return n, np.array(delta, np.float32)
-        if v.parent is not None:
+        source = parameter_source(v)  # a parameter seen through a Reshape holds its values
+        if source is None:
             return "its {} is computed by the graph; give a fixed delta to quantize it".format(
                 "weight" if slot == 1 else "bias")
         keep = None
         if slot == 1 and self.per_channel:
             keep = WEIGHT_OUTPUT_AXES[f.info.type_name](v.ndim, f.info.args.get("channel_last"))
-        return n, quant_math.power_of_two_delta(quant_math.abs_max(v.d, keep), n, self.sign)
+        values = source.d.reshape(v.shape)
+        return n, quant_math.power_of_two_delta(quant_math.abs_max(values, keep), n, self.sign)
 
     def plan(self, view):
         specs, reasons = {}, {}

@@ -32,7 +32,7 @@ it is computed in (channel-last spatial outputs, no final transposes), and
 import nnabla as nn
 
 from . import layout_math as lm
-from .graph_view import GraphView
+from .graph_view import GraphView, parameter_source
 from .layout_rules import Decides, Direction
 from .layout_table import rule_for
 from .rewrite import Event, GraphPass
@@ -89,6 +89,11 @@ class _Plan:
         if key not in self.mapped:
             if b.view.is_parameter(v) and v.parent is None and not graph_op:
                 self.mapped[key] = self._parameter(b, v, m)
+            elif not graph_op and parameter_source(v) is not None:
+                # a parameter seen through a Reshape (a weight stored flat): its values are known,
+                # so it is moved as data like any parameter, not by graph functions at every run
+                source = parameter_source(v)
+                self.mapped[key] = b.parameter(source, m.apply(source.d.reshape(v.shape)), self.d.suffix)
             else:
                 var = self.bring(b, v, lm.identity(len(v.shape)))
                 if m.pre is not None:

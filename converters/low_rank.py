@@ -19,6 +19,7 @@ import numpy as np
 
 from . import quant_math
 from .fixed_point import check_function_names
+from .graph_view import parameter_source
 from .rewrite import GraphPass
 
 __all__ = ["LowRank", "inner_product_cost", "LOW_RANK_TYPES"]
@@ -78,15 +79,14 @@ class LowRank(GraphPass):
         """The weight as a matrix (rows: outputs for Convolution, inputs for Affine), or a
         reason to leave the layer."""
         w, args = f.inputs[1], f.info.args
-        if w.parent is not None:
+        source = parameter_source(w)  # a parameter seen through a Reshape holds its values
+        if source is None:
             return "its weight is computed by the graph"
-        if f.info.type_name == "Affine":
-            return w.d.reshape(w.shape[0], -1)
         if args.get("group", 1) != 1:
             return "grouped convolution (group={})".format(args["group"])
         if args.get("channel_last", False):
             return "channel-last convolution"
-        return w.d.reshape(w.shape[0], -1)
+        return source.d.reshape(w.shape[0], -1)
 
     def _saves_nothing(self, r, m):
         """The reason to keep a layer whose rank-r pair would hold as many weights, or ''."""

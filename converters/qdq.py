@@ -20,6 +20,7 @@ from nnabla import dtypes
 
 from . import quant_math
 from .fixed_point import WEIGHT_OUTPUT_AXES, check_bits, check_function_names
+from .graph_view import parameter_source
 from .rewrite import GraphPass
 
 __all__ = ["QuantizeDequantize", "quantize_dequantize", "simulated_quantize_dequantize"]
@@ -92,9 +93,10 @@ class QuantizeDequantize(GraphPass):
 
     def _weight(self, f):
         w = f.inputs[1]
-        if w.parent is not None:
+        source = parameter_source(w)  # a parameter seen through a Reshape holds its values
+        if source is None:
             return "its weight is computed by the graph"
-        values = w.d
+        values = source.d.reshape(w.shape)
         keep = None
         if self.per_channel:
             keep = WEIGHT_OUTPUT_AXES[f.info.type_name](w.ndim, f.info.args.get("channel_last"))

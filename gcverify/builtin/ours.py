@@ -14,6 +14,7 @@ from converters.layout_table import LAYOUT_DECIDING_TYPES
 
 from ..core.conversion import Conversion
 from ..core.expectations import TOLERANCES, VOLTA, Adds, Functions, Removes, Speed, Unchanged
+from ..core.low_rank import LowRankSpec
 from ..core.quantization import FixedPointSpec, LinearQuantSpec
 from ..core.layouts import channel_first_perm, channel_last_perm, compose_perms
 from ..core.registry import ConverterSpec
@@ -38,12 +39,14 @@ TENSOR_CORE = (Speed("cudnn", min_ratio=1.2, type_config="half", min_compute_cap
 FIXED_POINT_OPTIONS = dict(weight=dict(n=8), activation=dict(n=16, delta=2 ** -4))
 
 
-def _fixed_point_spec():
-    """What the fixed_point row declares: FIXED_POINT_OPTIONS with the converters' defaults."""
+def _fixed_point_spec(weight_bits=8, activation_bits=16, activation_delta=2.0 ** -4, signed=None, **fields):
+    """What a fixed_point row declares: its options with the converters' defaults (activations:
+    unsigned after those that are never negative, unless ``signed`` forces every one signed)."""
     from converters.fixed_point import ACTIVATION_SIGN, DEFAULT_ACTIVATIONS
-    return FixedPointSpec(weight_bits=8, activation_bits=16, activation_delta=2.0 ** -4,
-                          activation_functions=DEFAULT_ACTIVATIONS,
-                          unsigned=tuple(k for k, signed in ACTIVATION_SIGN.items() if not signed))
+    unsigned = () if signed else tuple(k for k, s in ACTIVATION_SIGN.items() if not s)
+    return FixedPointSpec(weight_bits=weight_bits, activation_bits=activation_bits,
+                          activation_delta=activation_delta, activation_functions=DEFAULT_ACTIVATIONS,
+                          unsigned=unsigned, **fields)
 
 
 def _gc():
@@ -125,13 +128,15 @@ def bn_linear(model):
     return conversion_of(c, c.convert(list(model.outputs), list(model.inputs)), model)
 
 
-def channel_last(model, fold_bn=False):
+def channel_last(model, fold_bn=False, fold_after=False):
     """NCHW -> NHWC (seed 000 ChannelLastModifier), evaluated via CPU emulation. With
-    ``fold_bn``, BN is folded first: the TensorCore deployment (NHWC, no BN) in one go."""
+    ``fold_bn``, BN is folded first: the TensorCore deployment (NHWC, no BN) in one go; with
+    ``fold_after``, folded afterwards, into channel-last layers (the other order)."""
     GC = _gc()
     spatial = layout_inputs(model)
     m = GC.ChannelLastModifier(spatial)
-    modifiers = [GC.BatchNormalizationFoldingModifier(), m] if fold_bn else [m]
+    fold = [GC.BatchNormalizationFoldingModifier()]
+    modifiers = fold + [m] if fold_bn else [m] + fold if fold_after else [m]
     gc = GC.GraphConverter(modifiers, params=model.params)
     outputs = gc.convert(list(model.outputs))
     inputs = _in_model_order(model, spatial, m.inputs_cl)
@@ -179,10 +184,11 @@ def fixed_point(model, weight=True, activation=True):
     return conversion_of(c, c.convert(list(model.outputs), list(model.inputs)), model)
 
 
-def statistics(model):
-    """StatisticsConverter: recording taps on inner-product inputs, outputs exactly equal."""
+def statistics(model, functions=()):
+    """StatisticsConverter: recording taps on inner-product inputs (and the outputs of
+    ``functions``), outputs exactly equal."""
     GC = _gc()
-    c = GC.StatisticsConverter(params=model.params)
+    c = GC.StatisticsConverter(params=model.params, functions=functions)
     outputs = c.convert(list(model.outputs), list(model.inputs))
     return conversion_of(c, outputs, model, names=c.recorder.tap_names())
 
@@ -206,18 +212,19 @@ def calibrated_ranges(model):
     return calibrate.recorder
 
 
-def qdq(model):
+def qdq(model, n=8, symmetric=True, per_channel=True):
     """Int8 quantize/dequantize before inner-product layers, ranges calibrated on the input."""
     GC = _gc()
-    c = GC.QuantizeDequantizeConverter(ranges=calibrated_ranges(model), n=8, params=model.params)
+    c = GC.QuantizeDequantizeConverter(ranges=calibrated_ranges(model), n=n, symmetric=symmetric,
+                                       per_channel=per_channel, params=model.params)
     return conversion_of(c, c.convert(list(model.outputs), list(model.inputs)), model)
 
 
-def low_rank(model):
+def low_rank(model, energy=1.0, rank=None, skip_if_larger=False):
     """Full-rank SVD split of every Affine and Convolution: must reproduce the original."""
     GC = _gc()
-    c = GC.LowRankConverter(energy=1.0, skip_if_larger=False,
-                            params=model.params)
+    kept = dict(rank=rank) if rank is not None else dict(energy=energy)
+    c = GC.LowRankConverter(skip_if_larger=skip_if_larger, params=model.params, **kept)
     return conversion_of(c, c.convert(list(model.outputs), list(model.inputs)), model)
 
 
@@ -235,6 +242,13 @@ _FIXED_POINT_OPS = (Adds((Functions("FixedPointQuantize"), Functions("FixedPoint
                           Functions("FixedPointQuantizedAffine"))),)
 
 _BN_FOLD = _spec(bn_fold, layers=NO_BN, speed=CPU_NOT_SLOWER)
+_FIXED_POINT = _spec(fixed_point, layers=_FIXED_POINT_OPS, quantization=_fixed_point_spec())
+_QDQ = _spec(qdq, layers=(Adds((Functions("QuantizeLinear"), Functions("DequantizeLinear"))),),
+             quantization=LinearQuantSpec(bits=8, symmetric=True, per_channel=True))
+_LOW_RANK = _spec(low_rank, layers=(Adds((Functions("Affine"), Functions("Convolution"))),))
+# The option rows below (issue #12): ResNet-50 shows them nothing the small models do not, at
+# seconds per case; they run on it when --gc-models names it.
+_SMALL = ("resnet50",)
 _CHANNEL_LAST = _spec(channel_last, layers=tuple(Removes(w) for w in CHANNEL_FIRST_OPS),
                       cpu_emulation=True, speed=TENSOR_CORE)
 _CHANNEL_ROUNDTRIP = _spec(channel_roundtrip, tolerance=TOLERANCES["exact"],
@@ -248,11 +262,10 @@ OURS = (
                           layers=NO_BN + _CHANNEL_LAST.layers,
                           description="BN folded, then NCHW -> NHWC (the TensorCore deployment)"),
     _CHANNEL_ROUNDTRIP,
-    _spec(fixed_point, layers=_FIXED_POINT_OPS, quantization=_fixed_point_spec()),
+    _FIXED_POINT,
     _spec(statistics, tolerance=TOLERANCES["exact"]),
-    _spec(qdq, layers=(Adds((Functions("QuantizeLinear"), Functions("DequantizeLinear"))),),
-          quantization=LinearQuantSpec(bits=8, symmetric=True, per_channel=True)),
-    _spec(low_rank, layers=(Adds((Functions("Affine"), Functions("Convolution"))),)),
+    _QDQ,
+    _LOW_RANK,
     _spec(identity, tolerance=TOLERANCES["exact"], layers=(Unchanged(),)),
     # where exact, BN folds into the *following* layer; every BN it keeps must be one the
     # verifier's own rule cannot fold either (forks, zero padding, no absorbing reader)
@@ -262,6 +275,38 @@ OURS = (
     _CHANNEL_ROUNDTRIP.variant("channel_roundtrip_unrestored", dict(restore_outputs=False),
                                description="ChannelLast(restore_outputs=False) then "
                                            "ChannelFirst: spatial outputs stay channel-last"),
+    # --- options no row used before (docs/coverage.md says what each one reaches)
+    _CHANNEL_LAST.variant("channel_last_bn_fold", dict(fold_after=True), layers=NO_BN + _CHANNEL_LAST.layers,
+                          speed=(), skips_by_default=_SMALL,
+                          description="NCHW -> NHWC, then BN folded into the channel-last layers"),
+    _FIXED_POINT.variant(
+        "fixed_point_per_channel", dict(weight=dict(n=6, per_channel=True, bias_n=12),
+                                        activation=dict(n=4, delta=2.0 ** -1)),
+        quantization=_fixed_point_spec(6, 4, 2.0 ** -1, per_channel=True, bias_bits=12),
+        skips_by_default=_SMALL, description="6-bit weights, one power-of-two step per output channel, "
+        "12-bit biases, 4-bit activations (ReLU6's top and sign matter on this grid)"),
+    _FIXED_POINT.variant(
+        "fixed_point_fixed_step", dict(weight=dict(n=8, delta=2.0 ** -6, quantize_bias=False),
+                                       activation=dict(n=8, delta=2.0 ** -3, sign=True)),
+        quantization=_fixed_point_spec(8, 8, 2.0 ** -3, signed=True, weight_delta=2.0 ** -6, quantize_bias=False),
+        skips_by_default=_SMALL, description="8-bit weights on a given step (computed weights too, "
+        "large ones clipped), float biases, signed 8-bit activations"),
+    _QDQ.variant("qdq_asymmetric", dict(symmetric=False),
+                 quantization=LinearQuantSpec(bits=8, symmetric=False, per_channel=True), skips_by_default=_SMALL,
+                 description="Int8 asymmetric QDQ: zero points, the full range [-128, 127]"),
+    _QDQ.variant("qdq_int4", dict(n=4, per_channel=False), layers=(Adds((Functions("Round"),)),),
+                 quantization=LinearQuantSpec(bits=4, symmetric=True, per_channel=False), skips_by_default=_SMALL,
+                 description="4-bit symmetric QDQ from elementary functions, one weight scale per tensor"),
+    _LOW_RANK.variant("low_rank_energy", dict(energy=0.9, skip_if_larger=True), layers=(),
+                      low_rank=LowRankSpec(energy=0.9), skips_by_default=_SMALL,
+                      description="SVD split keeping 90% of the energy, layers that save nothing kept; "
+                                  "each split within its discarded-energy bound"),
+    _LOW_RANK.variant("low_rank_rank", dict(rank=2, skip_if_larger=True), layers=(),
+                      low_rank=LowRankSpec(rank=2), skips_by_default=_SMALL,
+                      description="SVD split at rank 2, layers that save nothing kept"),
+    _spec(statistics, tolerance=TOLERANCES["exact"]).variant(
+        "statistics_outputs", dict(functions=("ReLU", "ReLU6", "Split")), skips_by_default=_SMALL,
+        description="Recording taps on inputs of inner-product layers and on ReLU/ReLU6/Split outputs"),
 )
 
 

@@ -169,6 +169,10 @@ class ConverterSpec:
     ``model.input_data``, derived from ``model`` by code independent of the converter (e.g.
     the model with the channels a pruner must zero masked by the verifier's own numpy). It
     must leave ``model`` as it found it.
+
+    ``low_rank``: a :class:`~gcverify.core.low_rank.LowRankSpec` for a lossy low-rank split: the
+    verifier computes the expected outputs (each layer at its best rank-r approximation) and
+    checks every split against the discarded-energy bound with its own SVD.
     """
 
     name: str
@@ -182,6 +186,7 @@ class ConverterSpec:
     quantization: object = None  # a FixedPointSpec / LinearQuantSpec the verifier checks it against
     reference: Optional[Callable] = None  # model -> the outputs expected, when not the original's
     skips_by_default: Tuple[str, ...] = ()  # models left out unless --gc-models names them
+    low_rank: object = None  # a LowRankSpec: the split checked against the verifier's own SVD
 
     @classmethod
     def from_function(cls, fn, kind="ours", **fields):
@@ -195,9 +200,9 @@ class ConverterSpec:
         if not self.name or "-" in self.name or not self.name.isidentifier():
             raise ValueError("converter name {!r} must be an identifier without '-' (it is "
                              "part of test ids like bn_fold-resnet50-cpu)".format(self.name))
-        if self.quantization is not None and self.reference is not None:
-            raise ValueError("converter {!r}: give a quantization spec or a reference, not both (the "
-                             "spec already defines the reference)".format(self.name))
+        if sum(x is not None for x in (self.quantization, self.reference, self.low_rank)) > 1:
+            raise ValueError("converter {!r}: give one of a quantization spec, a low-rank spec or a "
+                             "reference (a spec already defines the reference)".format(self.name))
         if self.reference is not None and not callable(self.reference):
             raise TypeError("converter {!r}: reference must be callable(model), not {!r}".format(
                 self.name, self.reference))
@@ -216,7 +221,8 @@ class ConverterSpec:
 
 
 def converter(name=None, *, kind="ours", description="", tolerance=None, layers=(),
-              cpu_emulation=False, speed=(), quantization=None, reference=None, skips_by_default=()):
+              cpu_emulation=False, speed=(), quantization=None, reference=None, skips_by_default=(),
+              low_rank=None):
     """Mark ``convert(model)`` as a gcverify converter (collected from conftest.py files).
 
     ``tolerance`` is a :class:`Tolerance`, a preset name ("float32", "quantizer"...) or a
@@ -230,7 +236,7 @@ def converter(name=None, *, kind="ours", description="", tolerance=None, layers=
         setattr(fn, CONVERTER_MARK, ConverterSpec(
             name or fn.__name__, fn, kind, description or (fn.__doc__ or "").strip(), tolerance,
             tuple(layers), cpu_emulation, tuple(speed), quantization=quantization,
-            reference=reference, skips_by_default=tuple(skips_by_default)))
+            reference=reference, skips_by_default=tuple(skips_by_default), low_rank=low_rank))
         return fn
     return mark
 

@@ -12,7 +12,8 @@ import re
 from ..report.baseline import Baseline
 from ..report.files import ReportFileError, report_document, write_json_atomic
 from ..report.row import Row
-from ..report.table import counts, details, table
+from ..core.expectations import Unchanged
+from ..report.table import counts, details, table, vacuous
 from .worker import ROW_PROPERTY
 
 __all__ = ["Collector"]
@@ -120,4 +121,14 @@ class Collector:
                 self.session.settings.shard[0], plan.count, len(plan.assignment), plan.costs)
         if self.session.baseline is not None:
             tail += "; compared with baseline {}".format(self.session.baseline.path)
-        return lines + details(rows) + [tail] + self.notes
+        return lines + details(rows) + [tail] + vacuous(rows, self._idle_by_design(rows)) + self.notes
+
+    def _idle_by_design(self, rows):
+        """Converters of these rows whose layer rules promise the graph unchanged (identity)."""
+        idle = set()
+        for name in {r.converter for r in rows}:
+            registry = self.session.converters
+            spec = registry.get(name) if name in registry else None
+            if spec is not None and any(isinstance(x, Unchanged) and not x.except_types for x in spec.layers):
+                idle.add(name)
+        return idle

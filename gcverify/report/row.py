@@ -94,6 +94,12 @@ class Row:
     profile_note: Optional[str] = None   # why there is no (or only a partial) profile
     duration: Optional[float] = None     # seconds the case's test took (shard planning)
     extra: Dict[str, object] = field(default_factory=dict)
+    # issue #12 item 4, after every earlier field (rows of older versions simply lack them)
+    new_parameters: Optional[int] = None       # parameters the conversion created (verify/gradients.py)
+    gradient_mismatches: Optional[int] = None  # of those, how many need a gradient when they should not, or not when they should
+    low_rank_layers: Optional[int] = None      # low rank below full energy (verify/low_rank_check.py): layers split
+    low_rank_bound: Optional[float] = None     # worst error / discarded-energy bound over the split layers (<= 1 passes)
+    discarded_energy: Optional[float] = None   # largest share of sum s_i^2 a split layer discarded
 
     def update(self, figures):
         """Set the fields named in ``figures`` (a dict a check measured); unknown names are an

@@ -5,7 +5,7 @@ What each column means is explained in the README ("Reading the table").
 """
 from tabulate import tabulate
 
-__all__ = ["table", "details", "counts", "short", "changes", "speed", "error", "NOTE_WIDTH"]
+__all__ = ["table", "details", "counts", "short", "changes", "speed", "error", "vacuous", "NOTE_WIDTH"]
 
 NOTE_WIDTH = 56
 
@@ -112,3 +112,21 @@ def counts(rows):
     for r in rows:
         c[r.outcome or "?"] = c.get(r.outcome or "?", 0) + 1
     return ", ".join("{} {}".format(v, k) for k, v in sorted(c.items()))
+
+
+def vacuous(rows, idle_by_design=()):
+    """A line for each converter that changed nothing on any model of the session: every row
+    of it that got as far as converting has ``functions_changed == 0`` and nothing added. Such
+    a row passes whatever its converter does (a planted bug cannot show), so the session says
+    so. ``idle_by_design``: converters whose rules promise an unchanged graph (identity)."""
+    by_converter = {}
+    for r in rows:
+        if r.functions_changed is not None and r.converter not in idle_by_design:
+            by_converter.setdefault(r.converter, []).append(r)
+    lines = []
+    for name, mine in by_converter.items():
+        if all(r.functions_changed == 0 and not r.functions_added for r in mine):
+            models = sorted({r.model for r in mine})
+            lines.append("vacuous: {} changed nothing on any of the {} model{} ({}): its rows prove nothing".format(
+                name, len(models), "" if len(models) == 1 else "s", short(", ".join(models), 60)))
+    return lines

@@ -31,11 +31,14 @@ from converters.graph_view import GraphView
 from ..core.conversion import as_conversion
 from ..core.expectations import Tolerance
 from ..core.running import evaluate, feed
+from ..core.wiring_rules import NoGradients
 from ..report.baseline import Thresholds
 from ..report.files import environment
 from ..report.row import Row
 from .details import attach_details
 from .execution import feed_conversion, guess_layouts, run_conversion, runnable_outputs
+from .gradients import gradients_check
+from .low_rank_check import low_rank_check
 from .model_copy import copy_model
 from .model_facts import FactsCache
 from .numeric import locate_divergence, numeric_check
@@ -220,6 +223,12 @@ def _run(spec, device, model, original, reference, noise, verdict, settings):
     row.notes = (row.notes or []) + list(conversion.notes) or None
     if not layers.passed:
         verdict.fail(layers)
+    # every new parameter needs a gradient exactly when what it derives from does (verify/gradients.py)
+    gradients = gradients_check(original_view, converted_view, conversion,
+                                frozen=any(isinstance(r, NoGradients) for r in spec.layers))
+    row.update(gradients.figures)
+    if not gradients.passed:
+        verdict.fail(gradients)
     _write_graphs(settings, row, original, conversion)
     outputs = conversion.outputs
     try:
@@ -235,12 +244,15 @@ def _run(spec, device, model, original, reference, noise, verdict, settings):
     if spec.quantization is not None:  # judged against the declared spec, by the verifier's own reference
         numeric = quantization_check(spec.quantization, model, original, conversion, actual, reference,
                                      tol, floors, device.context())
+    elif spec.low_rank is not None:  # a lossy split: the verifier's own SVD gives bound and reference
+        numeric = low_rank_check(spec.low_rank, model, original, conversion, actual, reference, tol, floors,
+                                 device.context())
     else:
         numeric = numeric_check(actual, reference, tol, floors)
     row.update(numeric.figures)
     if not numeric.passed:
         # (against a hook's reference the original's intermediate values are not what to expect)
-        if conversion.var_map and outputs is conversion.outputs and spec.reference is None:
+        if conversion.var_map and outputs is conversion.outputs and spec.reference is None and spec.low_rank is None:
             where = divergence(original, conversion, diagnostic_tolerance(tol, numeric.figures), original_view)
             numeric.details.insert(0, where or "first divergence: no intermediate could be compared")
         numeric.details[:0] = _constants_gone(original_view, converted_view, constants, original.inputs)

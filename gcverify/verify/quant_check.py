@@ -71,7 +71,7 @@ def _weight_lines(spec, view, back, fixed):
             if g is None or slot >= len(g.inputs):
                 lines.append("{} of {}: the layer is not in the converted graph".format(role, view.describe(f)))
                 continue
-            wrong = off_grid(_values(g.inputs[slot]), expected[leaf])
+            wrong = off_grid(_values(g.inputs[slot]), expected[leaf].reshape(f.inputs[slot].shape))
             if wrong > 0:
                 lines.append("{} of {} is off the declared grid: {:.1%} of its elements differ from the "
                              "declared quantization{}".format(role, view.describe(f), wrong,

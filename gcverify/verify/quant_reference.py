@@ -101,12 +101,12 @@ def reference_weights(f, spec):
     w = weight_leaf(f.inputs[1])
     if w is None:
         return out
-    values = w.d
+    values = w.d.reshape(f.inputs[1].shape)  # a flat parameter read through a Reshape: as the layer sees it
     if isinstance(spec, FixedPointSpec):
         axes = output_axes(f, values.ndim) if spec.per_channel else None
         top = _channel_max(values, axes) if axes else np.max(np.abs(values.astype(np.float64)))
         step = spec.weight_delta or power_of_two_step(top, spec.weight_bits)
-        out[w] = fixed_point(values, spec.weight_bits, step)
+        out[w] = fixed_point(values, spec.weight_bits, step).reshape(w.shape)
         b = weight_leaf(f.inputs[2]) if spec.quantize_bias and len(f.inputs) > 2 else None
         if b is not None:
             bits = spec.bias_bits or spec.weight_bits
@@ -121,7 +121,7 @@ def reference_weights(f, spec):
         others = tuple(a for a in range(values.ndim) if a not in axes) if axes else None
         lo = np.min(values, axis=others, keepdims=axes is not None)
         hi = np.max(values, axis=others, keepdims=axes is not None)
-    out[w] = qdq(values, *qdq_params(lo, hi, spec.bits, spec.symmetric))
+    out[w] = qdq(values, *qdq_params(lo, hi, spec.bits, spec.symmetric)).reshape(w.shape)
     return out
 
 
@@ -165,10 +165,18 @@ def reference_forward(model, spec, ranges=None):
             x = f.inputs[0]
             held[f] = x.d.copy()
             x.d = qdq(held[f], *qdq_params(*ranges[position[f]], spec.bits, spec.symmetric))
+        elif fixed and f in position and spec.weight_bits and spec.weight_delta and weight_leaf(f.inputs[1]) is None:
+            w = f.inputs[1]  # computed by the graph: on a given step it is quantized as it flows in
+            held[f] = (w, w.d.copy())
+            w.d = fixed_point(held[f][1], spec.weight_bits, spec.weight_delta)
 
     def after(f):
         if f in held:
-            f.inputs[0].d = held.pop(f)
+            kept = held.pop(f)
+            if isinstance(kept, tuple):
+                kept[0].d = kept[1]
+            else:
+                f.inputs[0].d = kept
         if f.info.type_name in acts:
             signed = f.info.type_name not in spec.unsigned
             for o in f.outputs:

@@ -40,6 +40,16 @@ def origins(original_view, converted_view, var_map):
     return {g: f for g, f in back.items() if g in converted_view and g.info.type_name == f.info.type_name}
 
 
+def _reported_later(reported, name):
+    """The reason reported for ``name`` by a later step of a chain, which names the function
+    after its parameters as the earlier step renamed them (``BatchNormalization 'bn/beta'``
+    for the original ``BatchNormalization 'bn'`` once a layout step made ``bn/beta/cl``)."""
+    if not name.endswith("'"):
+        return None
+    prefix = name[:-1] + "/"
+    return next((reason for said, reason in reported.items() if said.startswith(prefix)), None)
+
+
 def judge_kept(rule, original_view, converted_view, conversion, accepts):
     """Each function ``rule.what`` matches in the converted graph, judged: ``(ok, line)``.
 
@@ -53,7 +63,7 @@ def judge_kept(rule, original_view, converted_view, conversion, accepts):
             continue
         f = back.get(g)
         name = original_view.describe(f) if f is not None else converted_view.describe(g)
-        said = reported.get(name)
+        said = reported.get(name) or (_reported_later(reported, name) if f is not None else None)
         valid = rule.may_keep(original_view, f) if rule.may_keep and f is not None else None
         if accepts(g.info.type_name, name):
             judged.append((True, "kept {}: {} (accepted by the model)".format(name, said or "no reason given")))

@@ -14,6 +14,7 @@ from .pretrained import build_resnet50_pretrained
 from .resnet import resnet50
 from .small_nets import conv1d_net, conv3d_net, mobilenet, unet
 from .traps import bn_traps
+from .corners import adjust_bn_corners, adjust_layout_corners, bn_corners, bn_training, layout_corners
 
 __all__ = ["ZOO", "randomize_parameters", "build_lenet", "build_resnet50", "zoo_spec", "build_zoo_model",
            "seeded_spec"]
@@ -76,6 +77,17 @@ ZOO = (
                 "An image and a vector of quantile fractions: only the image has a layout.", default=True),
     seeded_spec("relu6_net", field.relu6_net, [(2, 3, 16, 16)],
                 "Inverted residuals with ReLU6, a hard-sigmoid SE gate, a Swish head.", default=True),
+    seeded_spec("bn_corners", bn_corners, [(2, 3, 8, 8)],
+                "Every neighbourhood of a BN our folders decide on: on the graph input, forked, "
+                "no_bias/no_scale, before padded/unpadded/depthwise/grouped convs and an Affine, "
+                "odd axes, frozen parameters; one output each.", default=True, adjust=adjust_bn_corners),
+    seeded_spec("bn_training", bn_training, [(2, 3, 8, 8)],
+                "BNs without an inference form after convolutions: batch_stat=True, a computed "
+                "gamma, a computed (normalized) convolution weight.", default=True),
+    seeded_spec("layout_corners", layout_corners, [(2, 3, 12, 12)],
+                "Dilated conv with a saturating ReLU6, dilated depthwise conv, spatial Pad/Slice/"
+                "Flip/Transpose, PReLU, Split/Stack, Interpolate, a fenced Affine(base_axis=2).",
+                default=True, adjust=adjust_layout_corners),
     ModelSpec("resnet50-pretrained", build_resnet50_pretrained,
               build_resnet50_pretrained.__doc__.strip().splitlines()[0], default=False),
 )

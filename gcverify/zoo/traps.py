@@ -16,10 +16,10 @@ output) says which one broke; docs/nnabla_bugs.md lists what NNabla does with ea
 4. Affine -> BN with as many inputs as outputs (NNabla scales the weight's rows instead of
    its columns; with ``in != out`` its fold raises instead, see the tests).
 
-Two situations are not here, because a correct converter keeps their BN and the matrix
-rule of the BN converters is "every BN removed": a convolution whose output is also read
-by another function (NNabla drops the BN), and a BN with ``batch_stat=True`` (NNabla folds
-its running statistics). tests/test_catches_nnabla_bugs.py covers both.
+Two situations where a correct converter keeps the BN live in :mod:`.corners` (the matrix
+judges keeps since): a convolution whose output is also read by another function (NNabla
+drops the BN; ``bn_corners``) and a BN with ``batch_stat=True`` (NNabla folds its running
+statistics; ``bn_training``).
 
 The input's only reader is a ReLU stem, so NNabla's ChannelLastModifier gets past its
 first-function-is-a-convolution crash and meets the later situations.
