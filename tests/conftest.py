@@ -60,3 +60,37 @@ def pytest_addoption(parser):
 def pytest_report_header(config):
     return "gc-fuzz: {} graphs per converter from seed {} (replay: GC_FUZZ_SEED=<seed> GC_FUZZ_GRAPHS=1)".format(
         config.getoption("gc_fuzz_graphs"), config.getoption("gc_fuzz_seed"))
+
+
+MUTATION_PROPERTY = "gcverify.mutation"  # set by tests/gcverify/mutations/test_mutation_score.py
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The mutation score table, when planted-bug hunts ran (their figures come as a user
+    property of each test report, so the xdist controller sees the workers' too)."""
+    import json
+    hunts = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for key, value in getattr(report, "user_properties", ()):
+                if key == MUTATION_PROPERTY and getattr(report, "when", "call") == "call":
+                    doc = json.loads(value)
+                    hunts[doc["name"]] = doc
+    if not hunts:
+        return
+    from tabulate import tabulate
+
+    def why(h):
+        if h["outcome"] == "killed":
+            return h["first_line"]
+        text = "survives: " + (h["survives"] or "(no reason given)")[:75]
+        return text + ("; without a verdict: " + h["other"] if h["other"] else "")
+    rows = [(h["name"], h["outcome"], h["rows_run"], h["rows_failed"], h["not_verdicts"], h["first_row"], why(h))
+            for h in sorted(hunts.values(), key=lambda h: (h["outcome"], h["name"]))]
+    killed = sum(1 for h in hunts.values() if h["outcome"] == "killed")
+    terminalreporter.write_sep("=", "mutation score")
+    terminalreporter.write_line(tabulate(rows, ["mutation", "outcome", "rows run", "rows failed", "no verdict",
+                                                "first failing row", "its first failure / why it survives"]))
+    terminalreporter.write_line("mutation score: {} of {} planted bugs killed ({:.0%}), {} survive; "
+                                "'no verdict': rows that failed without a check (raised, crashed)".format(
+                                    killed, len(hunts), killed / len(hunts), len(hunts) - killed))
