@@ -245,9 +245,7 @@ def _mutates_original():
 
 
 @planted("bn_fold_frozen", "frozen parameter", FOLD_ROWS,
-         "folded weights and biases created with need_grad=False: fine-tuning them does nothing",
-         survives="no check compares need_grad of the new parameters with the originals' "
-                  "(a need_grad check of new parameters is missing)")
+         "folded weights and biases created with need_grad=False: fine-tuning them does nothing")
 def _frozen():
     from converters.bn_fold import FoldBatchNorm
 
@@ -262,9 +260,7 @@ def _frozen():
 
 
 @planted("bn_fold_forked_guard", "guard removed", FOLD_ROWS,
-         "folds into a layer whose output is also read elsewhere (the fork guard dropped)",
-         survives="no default model has a BN after a convolution whose output forks "
-                  "(bn_traps leaves that situation out)")
+         "folds into a layer whose output is also read elsewhere (the fork guard dropped)")
 def _forked_guard():
     from converters import bn_fold
 
@@ -279,9 +275,7 @@ def _forked_guard():
 
 
 @planted("bn_fold_opposite_padded", "guard removed", ("bn_fold_opposite",),
-         "opposite fold into a zero-padded convolution (the border guard dropped)",
-         survives="no default model has a BN read by one convolution alone: bn_fold_opposite folds "
-                  "nothing in the zoo (padded / unpadded convolution readers are missing)")
+         "opposite fold into a zero-padded convolution (the border guard dropped)")
 def _opposite_padded():
     from converters import bn_fold
 
@@ -296,16 +290,14 @@ def _opposite_padded():
 
 
 @planted("bn_fold_batch_stat", "guard removed", BN_ROWS,
-         "a BN in training mode (batch_stat=True) folded with its running statistics",
-         survives="every default model is in test mode: no row converts a training-mode BN")
+         "a BN in training mode (batch_stat=True) folded with its running statistics")
 def _batch_stat():
     from converters import bn_fold
     return _wrap(bn_fold, "_bn_reason", lambda orig: lambda view, bn: orig(view, bn._replace(batch_stat=False)))
 
 
 @planted("bn_no_bias_flag_swapped", "wrong argument", BN_ROWS,
-         "read_batch_norm pops beta when no_scale is set and gamma when no_bias is",
-         survives="every BN in the zoo has both beta and gamma (no_bias / no_scale BNs are missing)")
+         "read_batch_norm pops beta when no_scale is set and gamma when no_bias is")
 def _flags_swapped():
     from converters import bn_fold
 

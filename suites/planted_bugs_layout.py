@@ -30,8 +30,7 @@ def _weight_perm():
 
 
 @planted("layout_lost_dilation", "lost argument", LAYOUT_ROWS,
-         "a convolution converted to channel-last loses its dilation",
-         survives="no default model has a dilated convolution")
+         "a convolution converted to channel-last loses its dilation")
 def _lost_dilation():
     def mutate(rule, f, d, dec):
         if "dilation" not in dec.args:
@@ -51,8 +50,7 @@ def _lost_stride():
 
 
 @planted("layout_lost_group", "lost argument", LAYOUT_ROWS,
-         "a DepthwiseDeconvolution's channel-last spelling ignores its divisor (group = channels)",
-         survives="no default model has a DepthwiseDeconvolution")
+         "a DepthwiseDeconvolution's channel-last spelling ignores its divisor (group = channels)")
 def _lost_group():
     from converters import layout_rules as R
 
@@ -81,9 +79,7 @@ def _reduce_inverse():
 
 
 @planted("layout_output_unrestored", "lost transpose", ("channel_last", "bn_fold_channel_last", "channel_roundtrip"),
-         "restore_outputs ignored: spatial outputs come back channel-last without the final transpose",
-         survives="the verifier crashes instead of failing the row: when every failing output has the "
-                  "wrong shape, numeric._would_pass formats tol.rms, which is None (TypeError)")
+         "restore_outputs ignored: spatial outputs come back channel-last without the final transpose")
 def _output_unrestored():
     from converters.layout import LayoutPass
 

@@ -2,8 +2,9 @@
 NNabla-compatible modifiers; see :mod:`suites.planted_bugs`."""
 from suites.planted_bugs import _wrap, planted
 
-FIXED_POINT = ("fixed_point",)
-QDQ = ("qdq",)
+FIXED_POINT = ("fixed_point", "fixed_point_per_channel", "fixed_point_fixed_step")
+QDQ = ("qdq", "qdq_asymmetric", "qdq_int4")
+LOW_RANK = ("low_rank", "low_rank_energy", "low_rank_rank")
 
 
 # --- fixed point ---------------------------------------------------------------------------
@@ -57,8 +58,7 @@ def _misses_relu6():
 
 
 @planted("fp_per_channel_axes", "wrong axis", FIXED_POINT,
-         "per-channel steps taken over the reduced axes instead of the output-channel axes",
-         survives="no row runs FixedPointWeights(per_channel=True) (fixed_point per-channel is missing)")
+         "per-channel steps taken over the reduced axes instead of the output-channel axes")
 def _per_channel_axes():
     from converters import quant_math
     from converters.fixed_point import WEIGHT_OUTPUT_AXES, FixedPointWeights
@@ -109,16 +109,13 @@ def _floor():
 
 
 @planted("qdq_lost_clip", "lost clip", QDQ + ("qat_qdq",),
-         "the simulated quantizer forgets to clip to [qmin, qmax]",
-         survives="no row quantizes with n != 8, the only QDQ that clips in elementary functions "
-                  "(qdq int4 is missing; QAT's bias grid never clips)")
+         "the simulated quantizer forgets to clip to [qmin, qmax]")
 def _lost_clip():
     return _simulated(clip=False)
 
 
 @planted("qdq_zero_point_sign", "wrong zero point", QDQ,
-         "asymmetric zero point round(qmin + lo / scale) instead of round(qmin - lo / scale)",
-         survives="every QDQ row is symmetric (qdq asymmetric is missing)")
+         "asymmetric zero point round(qmin + lo / scale) instead of round(qmin - lo / scale)")
 def _zero_point_sign():
     import numpy as np
     from converters import quant_math
@@ -164,7 +161,7 @@ def _stats_misses_deconv():
 
 
 # --- low rank ----------------------------------------------------------------------------------
-@planted("low_rank_off_by_one", "rank off", ("low_rank",),
+@planted("low_rank_off_by_one", "rank off", LOW_RANK,
          "the energy rank without its + 1: one singular value too few, even at energy=1.0")
 def _off_by_one():
     import numpy as np
@@ -181,7 +178,7 @@ def _off_by_one():
     return _wrap(quant_math, "choose_rank", mutate)
 
 
-@planted("low_rank_lost_bias", "lost term", ("low_rank",),
+@planted("low_rank_lost_bias", "lost term", LOW_RANK,
          "the decomposed pair forgets the layer's bias")
 def _lost_bias():
     from converters.low_rank import LowRank
@@ -189,10 +186,8 @@ def _lost_bias():
                  orig(self, f, list(inputs)[:2], b, plan))
 
 
-@planted("low_rank_energy_unsquared", "rank off", ("low_rank",),
-         "energy measured on s_i instead of s_i^2: below full energy the rank is wrong",
-         survives="the low_rank row keeps full energy, where both measures agree (low rank below "
-                  "full energy is missing)")
+@planted("low_rank_energy_unsquared", "rank off", LOW_RANK,
+         "energy measured on s_i instead of s_i^2: below full energy the rank is wrong")
 def _energy_unsquared():
     import numpy as np
     from converters import quant_math
@@ -231,10 +226,7 @@ def _keeps_bias():
 
 
 @planted("no_grad_misses_shared", "broken shared-weight handling", ("no_grad",),
-         "a parameter read twice is stopped for its first reader only",
-         survives="NoGradients (gcverify/core/wiring_rules.py) dedupes parameters with NNabla's ==, "
-                  "which holds for a parameter and its need_grad=False stand-in (they share memory): "
-                  "the shared weight still needing a gradient is counted as the stand-in")
+         "a parameter read twice is stopped for its first reader only")
 def _misses_shared():
     from converters.graph_edits import StopParameterGradients
 

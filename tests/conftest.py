@@ -62,7 +62,7 @@ def pytest_report_header(config):
         config.getoption("gc_fuzz_graphs"), config.getoption("gc_fuzz_seed"))
 
 
-MUTATION_PROPERTY = "gcverify.mutation"  # set by tests/gcverify/mutations/test_mutation_score.py
+MUTATION_PROPERTY = "gcverify.mutation"  # suites/planted_bugs_hunt.py PROPERTY (not imported: heavy)
 
 
 def pytest_terminal_summary(terminalreporter):

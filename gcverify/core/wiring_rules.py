@@ -34,8 +34,10 @@ def _parameters(functions):
     """The distinct leaves read in a parameter slot (weights, biases, BN statistics...: the
     slots of ``converters.graph_view.PARAMETER_SLOTS``)."""
     from converters.graph_view import PARAMETER_SLOTS  # on use: this module loads without nnabla
-    return list({v: None for f in functions for i, v in enumerate(f.inputs)
-                 if v.parent is None and i in PARAMETER_SLOTS.get(f.info.type_name, ())})
+    # NNabla's == and hash follow the data, so a parameter and its need_grad=False stand-in
+    # (get_unlinked_variable) are equal: keyed with need_grad too, a graph reading both counts both
+    return list({(v, v.need_grad): v for f in functions for i, v in enumerate(f.inputs)
+                 if v.parent is None and i in PARAMETER_SLOTS.get(f.info.type_name, ())}.values())
 
 
 def _counts(functions, types):

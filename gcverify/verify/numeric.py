@@ -125,9 +125,10 @@ def numeric_check(actual, expected, tol, noise=None):
         figures["max_abs_error"], worst.scale, figures["max_rel_error"],
         ", error = {:.3g}x the noise floor".format(figures["noise_multiple"]) if multiples else "",
         tol.describe())
-    details = [d.problem for d in diffs if d.problem]
+    details = ["output {}: {}".format(i, d.problem) for i, d in enumerate(diffs) if d.problem]
     if not passed:
-        summary = "outputs differ: " + summary
+        # outputs that cannot be compared come first: their "max abs 0" would read as a pass
+        summary = "outputs differ: " + "; ".join(details[:1] + [summary])
         details.append(_would_pass(diffs, tol, figures))
         rows = [(i, "x".join(map(str, d.shape)), "{:.3g}".format(d.max_abs), "{:.3g}".format(d.max_rel),
                  "{:.3g}".format(d.rms), "{}/{} ({:.2%})".format(d.mismatches, d.size, d.mismatches / max(d.size, 1)),
@@ -141,8 +142,11 @@ def numeric_check(actual, expected, tol, noise=None):
 
 def _would_pass(diffs, tol, figures):
     """The hint after a failure: the tolerance that would have passed, in the terms of ``tol``."""
-    if all(d.rms_only or d.passed for d in diffs if not d.problem):
-        worst = max(d.rms for d in diffs)
+    comparable = [d for d in diffs if not d.problem and not d.passed]
+    if not comparable:  # only outputs that cannot be compared (shape, count): no tolerance helps
+        return "no tolerance would pass: the outputs above cannot be compared element by element"
+    if all(d.rms_only for d in comparable):
+        worst = max(d.rms for d in comparable)
         return "every element is within tolerance; only the relative RMS {:.3g} exceeds its limit {:g}".format(
             worst, tol.rms)
     if tol.noise is not None:

@@ -16,6 +16,7 @@ import json
 import pytest
 
 import suites.planted_bugs as planted_bugs
+from suites.planted_bugs_hunt import PROPERTY
 
 BUGS = [planted_bugs.lookup(name) for name in planted_bugs.names()]
 TARGET_ROWS = sorted({row for bug in BUGS for row in bug.targets})
@@ -31,7 +32,7 @@ def test_planted_bug_is_caught(name, matrix, record_property):
     bug = planted_bugs.lookup(name)
     hunt = matrix.hunt(bug)
     figures = dict(hunt.figures(), kind=bug.kind, survives=bug.survives)
-    record_property("gcverify.mutation", json.dumps(figures))
+    record_property(PROPERTY, json.dumps(figures))
     assert hunt.runs, "{} targets {} but no row of them ran".format(name, bug.targets)
     assert hunt.killed, hunt.describe()
 
@@ -42,4 +43,4 @@ def test_control_target_rows_pass_without_bugs(row, matrix):
     runs = [r for r in runs if r is not None]
     assert runs, "no default case of row {}".format(row)
     failed = [r for r in runs if r.failed]
-    assert not failed, "\n".join("{}: {}".format(r.id, (r.verdicts + r.other)[0]) for r in failed)
+    assert not failed, "\n".join("{}: {}".format(r.id, (r.verdicts + r.raised + r.other)[0]) for r in failed)

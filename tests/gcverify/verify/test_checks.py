@@ -61,6 +61,17 @@ def test_nan_on_one_side_and_shape_mismatch_fail(rng):
     assert not bad.passed and "shape" in bad.problem
 
 
+def test_outputs_that_cannot_be_compared_fail_with_a_verdict(rng):
+    # every failing output has the wrong shape (a layout pass that forgot its final
+    # transpose): the check must fail with a message, not crash looking for a tolerance
+    expected = [rng.normal(size=(2, 3, 4, 5)), rng.normal(size=(2, 3))]
+    actual = [np.transpose(expected[0], (0, 2, 3, 1)), expected[1]]
+    for tol in (F32, TOLERANCES["quantizer"], Tolerance(noise=4.0)):
+        result = numeric_check(actual, expected, tol, noise=[1e-7, 1e-7])
+        assert not result.passed
+        assert "shape" in result.message() and "no tolerance would pass" in result.message()
+
+
 def test_rms_statistic_bounds_quantizer_error(rng):
     e = rng.normal(0, 1, (1000,))
     a = e + rng.normal(0, 0.05, e.shape)  # ~5% relative rms
