@@ -99,6 +99,9 @@ def against(ref, rounds, results):
         r, xn, xo = paired(new, old, rounds)
         counts = (tests_counted(new.last_output), tests_counted(old.last_output))
         print("  exit codes: here {}, {} {}".format(sorted(set(new.codes)), ref, sorted(set(old.codes))))
+        for label, cmd in (("here", new), (ref, old)):
+            for line in cmd.failures:
+                print("    {} (a run that failed): {}".format(label, line[:200]))
         med, lo, hi = show_pair("matrix CPU", r, xn, xo, ("here", ref),
                                 per=counts if all(counts) else None)
         print("    change of the whole matrix's CPU: {:+.1%} [{:+.1%}, {:+.1%}] (issue #16 asks "

@@ -53,6 +53,7 @@ class Command:
     cpu: List[float] = field(default_factory=list)
     codes: List[int] = field(default_factory=list)
     last_output: str = ""
+    failures: List[str] = field(default_factory=list)  # pytest's FAILED lines of runs that failed
 
     def __call__(self):
         env = dict(os.environ, PYTHONPATH=self.pythonpath, **self.extra_env)
@@ -63,6 +64,9 @@ class Command:
         self.cpu.append(children_cpu() - t0)
         self.codes.append(done.returncode)
         self.last_output = done.stdout
+        if done.returncode:
+            self.failures += [ln for ln in done.stdout.splitlines() if ln.startswith("FAILED")] or [
+                "exit {}: {}".format(done.returncode, done.stdout.strip().splitlines()[-1:])]
         return done.returncode
 
 
