@@ -33,6 +33,7 @@ def _parser():
     r.add_argument("--baseline", help="compare the merged rows with this baseline")
     r.add_argument("--save-baseline", help="store the merged rows as a baseline here")
     r.add_argument("--error-factor", type=float, default=Thresholds.error_factor)
+    r.add_argument("--multiple-factor", type=float, default=Thresholds.multiple_factor)
     r.add_argument("--speed-margin", type=float, default=Thresholds.speed_margin)
     r.add_argument("--format", default="simple", help="tabulate table format (simple, github, ...)")
     r.add_argument("--html", metavar="PAGE.html",
@@ -66,7 +67,8 @@ def _parser():
 def _compare(args, rows, out):
     """{row id: [regression, ...]} against ``args.baseline``, printed as it goes."""
     base = Baseline.load(args.baseline)
-    thresholds = Thresholds(error_factor=args.error_factor, speed_margin=args.speed_margin)
+    thresholds = Thresholds(error_factor=args.error_factor, speed_margin=args.speed_margin,
+                            multiple_factor=args.multiple_factor)
     compared, regressed = 0, {}
     for r in rows:
         c = base.compare(r, thresholds)

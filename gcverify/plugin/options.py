@@ -8,9 +8,9 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-from ..report.baseline import BASELINE_FORMAT, Thresholds
-from ..report.files import (HTML_MARKER, REPORT_FORMAT, ReportFileError, check_replaceable,
-                             check_replaceable_text)
+from ..report.baseline import BASELINE_FORMAT, BASELINE_VERSIONS, Thresholds
+from ..report.files import (HTML_MARKER, READABLE_VERSIONS, REPORT_FORMAT, ReportFileError,
+                             check_replaceable, check_replaceable_text)
 
 __all__ = ["OPTIONS", "INI_KEYS", "DETAILS", "Settings", "SettingsError", "parse_shard"]
 
@@ -52,7 +52,10 @@ OPTIONS = (
     ("--gc-saved", "gc_saved", "write each converted graph as .nnp, reload it and require identical "
      "outputs: auto (graphs up to 64 MB of parameters; larger ones say they were skipped), all, "
      "off", "auto"),
-    ("--gc-error-factor", "gc_error_factor", "baseline: allowed growth factor of errors", "4"),
+    ("--gc-error-factor", "gc_error_factor", "baseline: allowed growth factor of errors judged by a "
+     "fixed tolerance", "4"),
+    ("--gc-multiple-factor", "gc_multiple_factor", "baseline: allowed growth factor of errors as "
+     "multiples of the noise floor (rows judged against it)", "2.5"),
     ("--gc-speed-margin", "gc_speed_margin", "baseline: allowed relative drop of speed ratios",
      "0.25"),
 )
@@ -120,7 +123,8 @@ class Settings:
                    _number(get, "gc_speed_seconds", float, 0.0), _yes(get, "gc_speed_strict"),
                    _yes(get, "gc_speed_peers"),
                    Thresholds(error_factor=_number(get, "gc_error_factor", float, 1.0),
-                              speed_margin=_number(get, "gc_speed_margin", float, 0.0)),
+                              speed_margin=_number(get, "gc_speed_margin", float, 0.0),
+                              multiple_factor=_number(get, "gc_multiple_factor", float, 1.0)),
                    _saved_mode(get),
                    html=paths["gc_html"], details="all" if paths["gc_html"] else details,
                    shard=parse_shard(get("gc_shard")), shard_costs=shard_costs,
@@ -163,10 +167,11 @@ def _output_paths(get):
                 raise SettingsError("--{} and --{} both name {}; the {} would overwrite the {}".format(
                     out.replace("_", "-"), key.replace("_", "-"), paths[key], _WHAT[out], _WHAT[key]))
     try:
-        for key, what, fmt in (("gc_report", "report", REPORT_FORMAT),
-                               ("gc_save_baseline", "baseline", BASELINE_FORMAT)):
+        for key, what, fmt, versions in (("gc_report", "report", REPORT_FORMAT, READABLE_VERSIONS),
+                                         ("gc_save_baseline", "baseline", BASELINE_FORMAT,
+                                          BASELINE_VERSIONS)):
             if paths[key]:
-                check_replaceable(paths[key], fmt, what, "--" + key.replace("_", "-"))
+                check_replaceable(paths[key], fmt, what, "--" + key.replace("_", "-"), versions)
         if paths["gc_html"]:
             check_replaceable_text(paths["gc_html"], HTML_MARKER, "HTML report", "--gc-html")
     except ReportFileError as e:

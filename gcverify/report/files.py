@@ -72,15 +72,16 @@ def check_writable(path, what):
         raise ReportFileError("{} {}: directory {} is not writable".format(what, path, directory))
 
 
-def check_replaceable(path, fmt, what, option):
+def check_replaceable(path, fmt, what, option, versions=READABLE_VERSIONS):
     """Raise ReportFileError unless ``path`` can be written and holds nothing but a readable
     gcverify document of format ``fmt`` (or is absent or empty): a report must never replace a
-    baseline or a user's file, nor a baseline anything else."""
+    baseline or a user's file, nor a baseline anything else. ``versions``: those of ``fmt``
+    this gcverify reads."""
     check_writable(path, option)
     if not os.path.isfile(path) or os.path.getsize(path) == 0:
         return
     try:
-        read_json(path, fmt, what)
+        read_json(path, fmt, what, versions=versions)
     except ReportFileError as e:
         raise ReportFileError("{} {}: refusing to replace it ({}); move it away or choose another "
                               "path".format(option, path, e)) from None
@@ -132,8 +133,9 @@ def write_json_atomic(path, document, what="report"):
                       what)
 
 
-def read_json(path, fmt, what, hint=""):
-    """Read a gcverify JSON document of format ``fmt``; clear errors naming ``path``."""
+def read_json(path, fmt, what, hint="", versions=READABLE_VERSIONS):
+    """Read a gcverify JSON document of format ``fmt`` in one of ``versions`` (a format may
+    be versioned on its own: baselines are); clear errors naming ``path``."""
     if not os.path.exists(path):
         raise ReportFileError("no {} file at {}{}".format(what, path, hint))
     try:
@@ -152,9 +154,9 @@ def read_json(path, fmt, what, hint=""):
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise ReportFileError("{} is not a gcverify {} (format {!r}, expected {!r})".format(
             path, what, found, fmt))
-    if doc.get("version") not in READABLE_VERSIONS:
+    if doc.get("version") not in versions:
         raise ReportFileError("{} {} has version {!r}; this gcverify reads versions {}".format(
-            what, path, doc.get("version"), ", ".join(map(str, READABLE_VERSIONS))))
+            what, path, doc.get("version"), ", ".join(map(str, versions))))
     return doc
 
 

@@ -52,6 +52,8 @@ def relu_to_leaky(model):
             if f.info.type_name == "ReLU":
                 return b.call("LeakyReLU", inputs, {"alpha": 0.0, "inplace": False})
             wrong = {"error": 2e-5, "wrong": 1e-2}.get(plant)
+            if plant.startswith("scale:"):  # "scale:X": weights X off, for errors near the noise floor
+                wrong = float(plant[len("scale:"):])
             if wrong and f.info.type_name == "Convolution" and f.outputs[0].parent.inputs[0].parent:
                 # "error": within float32 tolerance, 20x the recorded error; "wrong": beyond it
                 w = b.parameter(f.inputs[1], f.inputs[1].d * (1 + wrong), "planted")
