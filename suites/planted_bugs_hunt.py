@@ -103,6 +103,12 @@ class Matrix:
         wanted = set(converters)
         return [c for c in self.cases if c.converter in wanted]
 
+    def function_types(self, model):
+        """The function types of the built ``model`` (a zoo name of this matrix)."""
+        from converters.graph_view import GraphView
+        built = self.session.cache.get(model)
+        return {f.info.type_name for f in GraphView(built.outputs, built.params).functions}
+
     def run(self, case):
         """``verify_case`` without the row's speed expectation: a RowRun, None if skipped."""
         s = self.session

@@ -55,6 +55,7 @@ class Row:
     top1_agreement: Optional[float] = None  # quantizers: lowest top-1 agreement of classifier outputs
     quantized_tensors: Optional[int] = None  # quantizers: weights and activations checked against the spec
     off_grid_tensors: Optional[int] = None
+    wide_probe: Optional[str] = None        # quantizers: the check on inputs beyond the calibrated ranges
     output_checksum: Optional[str] = None
     # layers
     functions_before: Optional[int] = None

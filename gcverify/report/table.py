@@ -3,6 +3,8 @@
 
 What each column means is explained in the README ("Reading the table").
 """
+import re
+
 from tabulate import tabulate
 
 __all__ = ["table", "details", "counts", "short", "changes", "speed", "error", "vacuous", "NOTE_WIDTH"]
@@ -88,17 +90,40 @@ def table(rows, tablefmt="simple"):
                     tablefmt=tablefmt)
 
 
-def details(rows):
-    """The lines the table's cells cut: each note longer than its cell, each judged speed
-    ratio with its interval and rounds, each function a converter kept and why. Not for
-    expected failures (NNabla's peers, xfailed): their diagnoses are in the report files."""
-    lines = []
+def _note_shape(text):
+    """A note with its quoted names and its numbers masked: notes of one shape say one thing."""
+    return re.sub(r"'[^']*'|\d[\d.]*(e[+-]?\d+)?", "#", text)
+
+
+def _notes(rows):
+    """One line per long note; the rows of one converter and device whose notes say the same
+    thing up to names and numbers (a recorder no .nnp can hold, on every model) share one."""
+    groups = {}
     for r in rows:
-        if r.outcome == "xfailed":
-            continue
         text = note(r)
         if len(text) > NOTE_WIDTH:
-            lines.append("note  {}: {}".format(r.id, text))
+            groups.setdefault((r.converter, r.device, _note_shape(text)), []).append((r, text))
+    lines = []
+    for (converter, device, _), members in groups.items():
+        first, text = members[0]
+        if len(members) == 1:
+            lines.append("note  {}: {}".format(first.id, text))
+        else:
+            models = ", ".join(r.model for r, _ in members)
+            lines.append("note  {} on {} {} models ({}): {}{}".format(
+                converter, device, len(members), short(models, 60), text,
+                "" if all(t == text for _, t in members) else " (on {}; names and numbers vary)".format(first.model)))
+    return lines
+
+
+def details(rows):
+    """The lines the table's cells cut: each note longer than its cell (one line for a
+    converter's notes that say the same on several models), each judged speed ratio with its
+    interval and rounds, each function a converter kept and why. Not for expected failures
+    (NNabla's peers, xfailed): their diagnoses are in the report files."""
+    rows = [r for r in rows if r.outcome != "xfailed"]
+    lines = _notes(rows)
+    for r in rows:
         if r.speed_judged and r.speed_low is not None:
             level = " {:.6g}%".format(100 * r.speed_confidence) if r.speed_confidence else ""
             lines.append("speed {}: {:.2f}x,{} interval [{:.2f}, {:.2f}] over {} paired rounds: {}".format(

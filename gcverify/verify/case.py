@@ -243,7 +243,8 @@ def _run(spec, device, model, original, reference, noise, verdict, settings):
     floors = noise() if tol.noise is not None else None
     if spec.quantization is not None:  # judged against the declared spec, by the verifier's own reference
         numeric = quantization_check(spec.quantization, model, original, conversion, actual, reference,
-                                     tol, floors, device.context())
+                                     tol, floors, device.context(),
+                                     rerun=lambda data: run_conversion(conversion, data, outputs))
     elif spec.low_rank is not None:  # a lossy split: the verifier's own SVD gives bound and reference
         numeric = low_rank_check(spec.low_rank, model, original, conversion, actual, reference, tol, floors,
                                  device.context())

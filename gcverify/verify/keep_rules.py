@@ -13,6 +13,8 @@ converter must keep ``f``, or None when ``f`` can be converted.
 """
 import numpy as np
 
+from converters.graph_view import parameter_source
+
 from ..core.expectations import INNER_PRODUCT
 
 __all__ = ["bn_inference_keep", "bn_fold_keep", "bn_fold_opposite_keep"]
@@ -31,14 +33,6 @@ def _bn_roles(f):
     return roles
 
 
-def _leaf(v):
-    """The leaf ``v`` holds values of, through Reshapes; None when the graph computes it."""
-    while v.parent is not None:
-        if v.parent.info.type_name != "Reshape":
-            return None
-        v = v.parent.inputs[0]
-    return v
-
 
 def bn_inference_keep(view, f):
     """A BN with no inference form ``c0 * x + c1`` (any BN converter must keep it)."""
@@ -47,7 +41,7 @@ def bn_inference_keep(view, f):
     if f.info.args.get("batch_stat"):
         return "it normalizes with batch statistics (batch_stat=True)"
     roles = _bn_roles(f)
-    computed = [r for r, v in roles.items() if _leaf(v) is None]
+    computed = [r for r, v in roles.items() if parameter_source(v) is None]
     if computed:
         return "its {} is computed by the graph".format(", ".join(computed))
     low = float(np.min(roles["var"].d)) + float(f.info.args.get("eps", 0.0))
@@ -82,7 +76,7 @@ def bn_fold_keep(view, f):
         return "its input comes from {}, which has no weight".format(producer.info.type_name)
     if view.uses(x) != 1:
         return "the output of its {} is read elsewhere too".format(producer.info.type_name)
-    if any(_leaf(v) is None for v in producer.inputs[1:]):
+    if any(parameter_source(v) is None for v in producer.inputs[1:]):
         return "the weight or bias of its {} is computed by the graph".format(producer.info.type_name)
     axes = _axes(f)
     if producer.info.type_name == "Affine":
@@ -108,7 +102,7 @@ def bn_fold_opposite_keep(view, f):
     g, slot = readers[0]
     if g.info.type_name not in _INTO_FOLLOWING or slot != 0:
         return "its output feeds {}, which cannot absorb it".format(g.info.type_name)
-    if any(_leaf(v) is None for v in g.inputs[1:]):
+    if any(parameter_source(v) is None for v in g.inputs[1:]):
         return "the weight or bias of the following {} is computed".format(g.info.type_name)
     axes = _axes(f)
     if g.info.type_name == "Affine":

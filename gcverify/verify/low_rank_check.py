@@ -26,13 +26,12 @@ import nnabla as nn
 import numpy as np
 
 from converters.fast_rebuild import fast_nnabla_imports
-from converters.graph_view import GraphView
+from converters.graph_view import GraphView, parameter_source
 
 from ..core.running import feed
 from .model_copy import copy_model
 from .numeric import numeric_check
 from .profile import sqnr_db
-from .quant_reference import weight_leaf
 from .results import MAX_LINES, CheckResult
 from .structure import origins
 
@@ -44,7 +43,7 @@ REL_SLACK = 1e-5     # float32 factors: the error may exceed the bound by this s
 
 def _matrix(f):
     """The weight of ``f`` as the matrix a split factors, or a reason it stays whole."""
-    leaf = weight_leaf(f.inputs[1])
+    leaf = parameter_source(f.inputs[1])
     if leaf is None:
         return "its weight is computed by the graph"
     args = f.info.args
@@ -80,7 +79,7 @@ def expected_split(f, spec):
 
 def _values(v):
     """What ``v`` holds: a parameter (through Reshapes) read directly, anything else computed."""
-    leaf = weight_leaf(v)
+    leaf = parameter_source(v)
     if leaf is not None:
         return leaf.d.reshape(v.shape).astype(np.float64)
     nn.forward_all([v], clear_buffer=False)
@@ -150,7 +149,7 @@ def _reference(model, plans, ranks_used, context):
             continue
         m, _, ranks = want
         r = ranks_used.get(f) if ranks_used.get(f) in ranks else ranks[0]
-        leaf = weight_leaf(g.inputs[1])
+        leaf = parameter_source(g.inputs[1])
         leaf.d = _best(m, r).reshape(leaf.shape)
     with fast_nnabla_imports():
         feed(copy.inputs, copy.input_data)

@@ -8,6 +8,12 @@
 2. Every activation the spec covers must be on its grid (multiples of the step, in range).
 3. The converted outputs must match the reference forward (the original with the spec
    applied by the verifier) within the float32 noise floor.
+4. The same on inputs ``WIDER`` times the calibration data (the wide probe). Ranges are
+   calibrated on the model's data, so on that data no calibrated clip is ever reached: a
+   quantizer that lost its clip would pass. Wider inputs leave the calibrated ranges, and the
+   converted graph must clip where the declared spec does. Skipped (said in the figures) for
+   graphs with random functions, whose draws would differ on a second forward, and for
+   inputs that are not floating point (indices).
 
 What users of quantizers read is reported, not judged: per-output SQNR in dB against the
 float original, top-1 agreement of classifier outputs (2-D outputs with two or more
@@ -16,17 +22,19 @@ classes), and, on failure, the layers whose outputs drift most from the float or
 import nnabla as nn
 import numpy as np
 
-from converters.graph_view import GraphView
+from converters.graph_view import GraphView, parameter_source
 
 from ..core.quantization import FixedPointSpec
 from .model_copy import copy_model
 from .numeric import numeric_check
 from .profile import sqnr_db
-from .quant_reference import record_ranges, reference_forward, reference_weights, weight_leaf
+from .quant_reference import record_ranges, reference_forward, reference_weights
 from .results import MAX_LINES, CheckResult
 from .structure import origins
 
-__all__ = ["quantization_check", "top1_agreement", "off_grid"]
+__all__ = ["quantization_check", "top1_agreement", "off_grid", "WIDER"]
+
+WIDER = 2.0  # the wide probe's inputs: twice the calibration data
 
 
 def top1_agreement(reference, actual):
@@ -64,7 +72,7 @@ def _weight_lines(spec, view, back, fixed):
         expected = reference_weights(f, spec) if (not fixed or spec.weight_bits) else {}
         g = back.get(f)
         for slot, role in ((1, "weight"), (2, "bias")):
-            leaf = weight_leaf(f.inputs[slot]) if slot < len(f.inputs) else None
+            leaf = parameter_source(f.inputs[slot]) if slot < len(f.inputs) else None
             if leaf is None or leaf not in expected:
                 continue
             checked += 1
@@ -109,10 +117,28 @@ def _activation_lines(spec, view, conversion, converted):
     return lines, len(targets)
 
 
-def quantization_check(spec, model, original, conversion, actual, float_reference, tol, noise, context=None):
+def _wide_probe(spec, model, view, ranges, rerun, tol, noise, context):
+    """Check 4 of the module docstring: a CheckResult, or the reason it was skipped."""
+    if rerun is None:
+        return "no way to rerun the converted graph"
+    if any("seed" in f.info.args for f in view.functions):
+        return "the graph has random functions"
+    arrays = [np.asarray(x) for x in model.input_data]
+    if not any(np.issubdtype(a.dtype, np.floating) for a in arrays):
+        return "no floating-point input"
+    wide = [a * WIDER if np.issubdtype(a.dtype, np.floating) else a for a in arrays]
+    want = reference_forward(copy_model(model, context), spec, ranges, wide)
+    got = rerun(wide)
+    rerun(model.input_data)  # the converted graph's buffers as the later checks expect them
+    return numeric_check(got, want, tol, None if noise is None else [n * WIDER for n in noise])
+
+
+def quantization_check(spec, model, original, conversion, actual, float_reference, tol, noise, context=None,
+                       rerun=None):
     """The check of one quantizing conversion (see the module docstring). ``model``: the
     cached model (fresh copies make the reference); ``original``: the case's copy, which
-    the conversion's variable map refers to; ``actual``: the converted outputs."""
+    the conversion's variable map refers to; ``actual``: the converted outputs; ``rerun``:
+    ``data -> outputs`` of the converted graph, for the wide probe."""
     fixed = isinstance(spec, FixedPointSpec)
     view = GraphView(original.outputs, original.params)
     converted_view = GraphView(conversion.outputs, conversion.parameters)
@@ -122,12 +148,23 @@ def quantization_check(spec, model, original, conversion, actual, float_referenc
     numeric = numeric_check(actual, reference, tol, noise)
     weights, n_weights = _weight_lines(spec, view, back, fixed)
     acts, n_acts = _activation_lines(spec, view, conversion, conversion.outputs)
+    probe = _wide_probe(spec, model, view, ranges, rerun, tol, noise, context)
+    if isinstance(probe, str):
+        wide_lines, wide_figure = [], "skipped: " + probe
+    else:
+        wide_figure = "{} on inputs {:g}x the calibration data: max abs {:.3g}".format(
+            "passed" if probe.passed else "failed", WIDER, probe.figures["max_abs_error"])
+        wide_lines = [] if probe.passed else ["on inputs {:g}x the calibration data (the calibrated ranges "
+                                              "exceeded), outputs differ from the declared quantization's "
+                                              "reference: {}".format(WIDER, probe.summary.replace(
+                                                  "outputs differ: ", ""))]
     sqnr = [s for s in (sqnr_db(a, e) for e, a in zip(float_reference, actual)) if s is not None]
     top1 = [t for t in (top1_agreement(e, a) for e, a in zip(float_reference, actual)) if t is not None]
     figures = dict(numeric.figures, sqnr_db=min(sqnr) if sqnr else None, top1_agreement=min(top1) if top1 else None,
-                   quantized_tensors=n_weights + n_acts, off_grid_tensors=len(weights) + len(acts))
+                   quantized_tensors=n_weights + n_acts, off_grid_tensors=len(weights) + len(acts),
+                   wide_probe=wide_figure)
     figures = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in figures.items()}
-    problems = weights + acts
+    problems = weights + acts + (wide_lines if numeric.passed else [])
     passed = numeric.passed and not problems
     head = "{} checked against the verifier's reference: {} tensor(s) checked, {} off their grid; {}".format(
         spec.describe(), n_weights + n_acts, len(problems), numeric.summary)

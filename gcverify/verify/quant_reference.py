@@ -13,13 +13,13 @@ import nnabla as nn
 import numpy as np
 
 from converters.fast_rebuild import fast_nnabla_imports
-from converters.graph_view import GraphView
+from converters.graph_view import GraphView, parameter_source
 
 from ..core.quantization import FixedPointSpec
 from ..core.running import feed
 
 __all__ = ["round_half_away", "power_of_two_step", "fixed_point", "fixed_point_levels", "output_axes",
-           "qdq", "qdq_params", "weight_leaf", "reference_weights", "record_ranges", "reference_forward"]
+           "qdq", "qdq_params", "reference_weights", "record_ranges", "reference_forward"]
 
 
 def round_half_away(v):
@@ -63,14 +63,6 @@ def _channel_max(w, axes):
     return np.max(np.abs(w.astype(np.float64)), axis=others, keepdims=True) if others else np.abs(w)
 
 
-def weight_leaf(v):
-    """The parameter ``v`` reads (through Reshapes), or None when the graph computes it."""
-    while v.parent is not None:
-        if v.parent.info.type_name != "Reshape":
-            return None
-        v = v.parent.inputs[0]
-    return v
-
 
 def qdq_params(lo, hi, bits, symmetric):
     """``(scale, zero point, qmin, qmax)`` of a range ``[lo, hi]`` (float32 scale)."""
@@ -98,7 +90,7 @@ def reference_weights(f, spec):
     """``{leaf: quantized values}`` for the weight (and bias) of inner-product ``f`` per ``spec``;
     a weight the graph computes is left out (an automatic step needs its values)."""
     out = {}
-    w = weight_leaf(f.inputs[1])
+    w = parameter_source(f.inputs[1])
     if w is None:
         return out
     values = w.d.reshape(f.inputs[1].shape)  # a flat parameter read through a Reshape: as the layer sees it
@@ -107,7 +99,7 @@ def reference_weights(f, spec):
         top = _channel_max(values, axes) if axes else np.max(np.abs(values.astype(np.float64)))
         step = spec.weight_delta or power_of_two_step(top, spec.weight_bits)
         out[w] = fixed_point(values, spec.weight_bits, step).reshape(w.shape)
-        b = weight_leaf(f.inputs[2]) if spec.quantize_bias and len(f.inputs) > 2 else None
+        b = parameter_source(f.inputs[2]) if spec.quantize_bias and len(f.inputs) > 2 else None
         if b is not None:
             bits = spec.bias_bits or spec.weight_bits
             step = spec.bias_delta or power_of_two_step(np.max(np.abs(b.d.astype(np.float64))), bits)
@@ -142,9 +134,10 @@ def record_ranges(model, functions):
     return ranges
 
 
-def reference_forward(model, spec, ranges=None):
+def reference_forward(model, spec, ranges=None, data=None):
     """The outputs of ``model`` (a fresh faithful copy, changed here) with ``spec`` applied
-    by this module; ``ranges``: :func:`record_ranges` of the same graph, for QDQ."""
+    by this module, on ``data`` (default: the model's); ``ranges``: :func:`record_ranges` of
+    the same graph, for QDQ."""
     view = GraphView(model.outputs, model.params)
     fixed = isinstance(spec, FixedPointSpec)
     weights = {}
@@ -165,7 +158,7 @@ def reference_forward(model, spec, ranges=None):
             x = f.inputs[0]
             held[f] = x.d.copy()
             x.d = qdq(held[f], *qdq_params(*ranges[position[f]], spec.bits, spec.symmetric))
-        elif fixed and f in position and spec.weight_bits and spec.weight_delta and weight_leaf(f.inputs[1]) is None:
+        elif fixed and f in position and spec.weight_bits and spec.weight_delta and parameter_source(f.inputs[1]) is None:
             w = f.inputs[1]  # computed by the graph: on a given step it is quantized as it flows in
             held[f] = (w, w.d.copy())
             w.d = fixed_point(held[f][1], spec.weight_bits, spec.weight_delta)
@@ -182,6 +175,6 @@ def reference_forward(model, spec, ranges=None):
             for o in f.outputs:
                 o.d = fixed_point(o.d, spec.activation_bits, spec.activation_delta, signed)
     with fast_nnabla_imports():
-        feed(model.inputs, model.input_data)
+        feed(model.inputs, model.input_data if data is None else data)
         nn.forward_all(list(model.outputs), function_pre_hook=before, function_post_hook=after)
     return [o.d.copy() for o in model.outputs]

@@ -32,6 +32,7 @@ import nnabla as nn
 import numpy as np
 from nnabla import dtypes
 
+from converters.graph_view import parameter_source
 from converters.rewrite import GraphPass, run_passes
 
 from ..core.expectations import INNER_PRODUCT
@@ -93,21 +94,12 @@ def channel_axis(f):
     return base
 
 
-def _leaf(v):
-    """The parameter ``v`` holds the values of, through Reshapes (a weight stored flat and
-    reshaped is no computed weight); None when the graph computes ``v``."""
-    while v.parent is not None:
-        if v.parent.info.type_name != "Reshape":
-            return None
-        v = v.parent.inputs[0]
-    return v
-
 
 def output_channel_sq_norms(f):
     """Per output channel of inner-product layer ``f``, the sum of squares of the weights that
     produce it, shaped like the channel axes of ``f``'s output (Affine: its output shape)."""
     kind, args = f.info.type_name, f.info.args
-    w = np.square(_leaf(f.inputs[1]).d.reshape(f.inputs[1].shape).astype(np.float64))
+    w = np.square(parameter_source(f.inputs[1]).d.reshape(f.inputs[1].shape).astype(np.float64))
     if kind in ("Convolution", "DepthwiseConvolution"):  # W[o] makes output channel o
         return w.reshape(w.shape[0], -1).sum(axis=1)
     if kind == "Deconvolution":  # W (I, O/g, k...): channel g*(O/g)+j reads group g's inputs, column j
@@ -139,7 +131,7 @@ class PrunedChannels:
     def mask(self, f):
         """The 0/1 mask of ``f``'s output channels, shaped to broadcast over its output, or
         None for a function this reference leaves alone."""
-        if f.info.type_name not in self.types or any(_leaf(v) is None for v in f.inputs[1:]):
+        if f.info.type_name not in self.types or any(parameter_source(v) is None for v in f.inputs[1:]):
             return None
         keep = (output_channel_sq_norms(f) > self.threshold).astype(np.float32)
         axis, shape = channel_axis(f), [1] * f.outputs[0].ndim

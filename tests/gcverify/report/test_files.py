@@ -53,6 +53,17 @@ def test_details_give_what_the_cells_cut_but_not_for_expected_failures(row):
     assert long[:NOTE_WIDTH - 3] in table(rows)  # the cell holds its start
 
 
+def test_notes_that_say_the_same_on_several_models_share_a_line(row):
+    saying = "saved: unsaveable: MinMaxMinMaxRecorder 'Convolution-{}' is a Python function ({} in all), " \
+             "which NNabla's .nnp format cannot hold"
+    rows = [row("qat_recording", m, message=saying.format(i, 10 + i)) for i, m in enumerate(["lenet", "unet", "lstm"])]
+    rows.append(row("qat_recording", "attention", message="[numeric] outputs differ: " + "x" * NOTE_WIDTH))
+    lines = details(rows)
+    assert lines == ["note  qat_recording on cpu 3 models (lenet, unet, lstm): " + saying.format(0, 10)
+                     + " (on lenet; names and numbers vary)",
+                     "note  qat_recording-attention-cpu: [numeric] outputs differ: " + "x" * NOTE_WIDTH]
+
+
 def test_a_passed_quantizer_row_notes_its_sqnr_and_top1(row):
     text = table([row("qdq", sqnr_db=32.94, top1_agreement=1.0)])
     assert "SQNR 32.9 dB, top-1 100%" in text
