@@ -36,8 +36,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import converters as GC  # noqa: E402
 from bench_common import family_main, show_ratio, show_value, timed  # noqa: E402
-from gcverify.models import ModelRegistry  # noqa: E402
-from gcverify.zoo.init import randomize_parameters  # noqa: E402
+from gcverify.zoo import build_zoo_model  # noqa: E402
+from gcverify.zoo.seeding import randomize_parameters  # noqa: E402
 from gcverify.zoo.resnet import EXPANSION, STAGES  # noqa: E402
 
 __all__ = ["main"]
@@ -193,7 +193,7 @@ def forward(model, rounds, results, instances=3):
           .format(instances))
     # Where a graph's buffers land changes its speed by up to ~10% here, for the whole run:
     # each kind is built several times and one sample runs every instance once.
-    models = [model] + [ModelRegistry.with_zoo().build("resnet50") for _ in range(instances - 1)]
+    models = [model] + [build_zoo_model("resnet50") for _ in range(instances - 1)]
     graphs = {k: [] for k in ("original", "folded", "linearized", "ideal (no BN)")}
     for i, m in enumerate(models):
         y, params = m.outputs[0], m.params
@@ -224,7 +224,7 @@ SECTIONS = ("candidates", "conversion", "memory", "forward")
 
 
 def run(sections, rounds, results):
-    model = ModelRegistry.with_zoo().build("resnet50")
+    model = build_zoo_model("resnet50")
     # Memory first: forked children must start from an allocator no conversion has warmed.
     if "memory" in sections:
         memory(model, 5, results)

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import converters as GC  # noqa: E402
 from bench_common import family_main, show_ratio, timed  # noqa: E402
 from converters.graph_view import GraphView  # noqa: E402
-from gcverify.zoo.init import randomize_parameters  # noqa: E402
+from gcverify.zoo.seeding import randomize_parameters  # noqa: E402
 from gcverify.zoo.resnet import resnet50  # noqa: E402
 
 __all__ = ["main"]

@@ -20,7 +20,7 @@ import converters as GC  # noqa: E402
 from bench_common import family_main, show_ratio, show_value, timed  # noqa: E402
 from converters import quant_math  # noqa: E402
 from converters.graph_view import GraphView  # noqa: E402
-from gcverify.models import ModelRegistry  # noqa: E402
+from gcverify.zoo import build_zoo_model  # noqa: E402
 
 __all__ = ["main"]
 
@@ -52,7 +52,7 @@ def agreement(matrices):
 
 
 def run(sections, rounds, results):
-    model = ModelRegistry.with_zoo().build("resnet50")
+    model = build_zoo_model("resnet50")
     matrices = weight_matrices(model)
 
     print("\n## factorizing ResNet-50's weights: full SVD (before) / Gram + eigh (now)")

@@ -26,7 +26,7 @@ from converters.bn_fold import FoldBatchNorm  # noqa: E402
 from converters.fast_rebuild import fast_nnabla_imports, fast_rebuild, paused_gc  # noqa: E402
 from converters.graph_view import GraphView  # noqa: E402
 from converters.rewrite import rebuild  # noqa: E402
-from gcverify.models import ModelRegistry  # noqa: E402
+from gcverify.zoo import build_zoo_model  # noqa: E402
 
 __all__ = ["main"]
 
@@ -85,7 +85,7 @@ def import_shortcut(rounds, results):
 
 def resnet_rebuild(rounds, results):
     print("\n## BN folding of ResNet-50 by rebuild(): without / with the import shortcut")
-    model = ModelRegistry.with_zoo().build("resnet50")
+    model = build_zoo_model("resnet50")
     y, params = model.outputs[0], model.params
 
     def fold(shortcut):

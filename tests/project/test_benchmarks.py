@@ -1,5 +1,6 @@
 """The matrix benchmarks' own arithmetic (no timing is asserted: only what the benchmarks
 compute from given times), and that the phases they wrap still exist in gcverify."""
+import importlib
 import pathlib
 import sys
 
@@ -12,6 +13,18 @@ import bench_matrix  # noqa: E402
 import bench_process  # noqa: E402
 import matrix_phases  # noqa: E402
 import speed_under_load  # noqa: E402
+import bench_converters  # noqa: E402
+
+
+@pytest.mark.parametrize("name", bench_converters.FAMILIES + bench_converters.ON_REQUEST)
+def test_every_benchmark_imports_against_todays_gcverify(name):
+    # the benchmarks run only by hand: a moved gcverify module must fail here, not there
+    assert callable(importlib.import_module(name).main)
+
+
+def test_bench_converters_runs_every_benchmark_file():
+    files = {p.stem for p in BENCHMARKS.glob("bench_*.py")} - {"bench_converters", "bench_common", "bench_process"}
+    assert files == set(bench_converters.FAMILIES + bench_converters.ON_REQUEST) - {"speed_under_load"}
 
 
 class FakeClock:
