@@ -181,15 +181,37 @@ class GraphView:
 
     def describe(self, f):
         """A short human name for a function: its type and the scope of its parameters."""
-        for v in f.inputs[1:]:
-            name = self._param_name.get(v)
-            if name:
-                return "{} '{}'".format(f.info.type_name, name.rsplit("/", 1)[0])
+        names = [self._param_name[v] for v in f.inputs[1:] if v in self._param_name]
+        if names:
+            return "{} '{}'".format(f.info.type_name, parameter_scope(names))
         return "{} #{}".format(f.info.type_name, self._position.get(f, -1))
 
     # --- summaries -------------------------------------------------------------------
     def histogram(self):
         return Counter(f.info.type_name for f in self.functions)
+
+
+# the parameter names of nnabla.parametric_functions: a scope ends before them
+_PARAMETER_LEAVES = frozenset(("W", "b", "gamma", "beta", "mean", "var", "alpha", "W_cl"))
+
+
+def parameter_scope(names):
+    """The scope of a layer from its parameters' names: their common path ('conv1/conv' of
+    'conv1/conv/W' and 'conv1/conv/b'), or what comes before the PF parameter name, so that
+    a converted copy ('conv1/conv/W/bn_folded') still names its layer."""
+    parts = [n.split("/") for n in names]
+    common = []
+    for column in zip(*parts):
+        if len(set(column)) > 1:
+            break
+        common.append(column[0])
+    if len(parts) > 1 and common:
+        return "/".join(common)
+    first = parts[0]
+    for i in range(len(first) - 1, 0, -1):
+        if first[i] in _PARAMETER_LEAVES:
+            return "/".join(first[:i])
+    return "/".join(first[:-1]) or first[0]
 
 
 def histogram_diff(before, after):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import converters as GC
-from converters.graph_view import GraphView, histogram_diff
+from converters.graph_view import GraphView, histogram_diff, parameter_scope
 from gcverify.core.model import build_privately
 
 
@@ -89,3 +89,16 @@ def test_converter_rejects_foreign_inputs():
     x, z, c, y1, y2, params = _fork_graph()
     with pytest.raises(ValueError, match=r"inputs\[0\]"):
         GC.IdentityConverter(params=params).convert(y1, [nn.Variable((1, 1))])
+
+
+@pytest.mark.parametrize("names, scope", [
+    (["conv1/conv/W", "conv1/conv/b"], "conv1/conv"),
+    (["bn1/bn/beta", "bn1/bn/gamma", "bn1/bn/mean", "bn1/bn/var"], "bn1/bn"),
+    (["conv1/conv/W"], "conv1/conv"),
+    (["forked/conv/W/channel_last"], "forked/conv"),  # a converted copy still names its layer
+    (["rows/conv/W/bn_folded", "rows-bn/bn/beta/bn_folded"], "rows/conv"),
+    (["weights"], "weights"),
+    (["custom/kernel"], "custom"),
+])
+def test_parameter_scope_names_the_layer(names, scope):
+    assert parameter_scope(names) == scope
