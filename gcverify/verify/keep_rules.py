@@ -78,12 +78,18 @@ def bn_fold_keep(view, f):
         return "the output of its {} is read elsewhere too".format(producer.info.type_name)
     if any(parameter_source(v) is None for v in producer.inputs[1:]):
         return "the weight or bias of its {} is computed by the graph".format(producer.info.type_name)
+    return _axes_mismatch(f, producer, x.ndim, "its")
+
+
+def _axes_mismatch(f, layer, ndim, whose):
+    """Why BN ``f`` cannot fold into inner-product ``layer`` for its axes (None if it can):
+    an Affine takes per-feature factors from base_axis on, a convolution per channel."""
     axes = _axes(f)
-    if producer.info.type_name == "Affine":
-        if axes[0] < producer.info.args.get("base_axis", 1):
+    if layer.info.type_name == "Affine":
+        if axes[0] < layer.info.args.get("base_axis", 1):
             return "its axes reach before the Affine's base_axis"
-    elif axes != [_channel_axis(producer, x.ndim)]:
-        return "its axes {} are not the channel axis of its {}".format(axes, producer.info.type_name)
+    elif axes != [_channel_axis(layer, ndim)]:
+        return "its axes {} are not the channel axis of {} {}".format(axes, whose, layer.info.type_name)
     return None
 
 
@@ -104,12 +110,9 @@ def bn_fold_opposite_keep(view, f):
         return "its output feeds {}, which cannot absorb it".format(g.info.type_name)
     if any(parameter_source(v) is None for v in g.inputs[1:]):
         return "the weight or bias of the following {} is computed".format(g.info.type_name)
-    axes = _axes(f)
-    if g.info.type_name == "Affine":
-        if axes[0] < g.info.args.get("base_axis", 1):
-            return "its axes reach before the Affine's base_axis"
-    elif axes != [_channel_axis(g, y.ndim)]:
-        return "its axes {} are not the channel axis of the following {}".format(axes, g.info.type_name)
+    why = _axes_mismatch(f, g, y.ndim, "the following")
+    if why:
+        return why
     if any(g.info.args.get("pad", ())) and np.any(_shift(f) != 0):
         return "the following {} zero-pads: the shift would be missing at the border".format(g.info.type_name)
     return None
