@@ -85,6 +85,15 @@ class NoiseFloor:
         return {"floors": [float(f) for f in self.floors], "trials": self.trials, "scale": self.scale}
 
 
+def _largest_deviation(y, reference):
+    """max |y - reference| over the elements where both are finite (equal infinities and
+    NaNs agree; a value rounding turns infinite says nothing about the size of rounding)."""
+    y = np.asarray(y, np.float64)
+    r = np.asarray(reference, np.float64)
+    ok = np.isfinite(y) & np.isfinite(r)
+    return float(np.max(np.abs(y[ok] - r[ok]))) if ok.any() else 0.0
+
+
 def measure_noise_floor(model, reference, trials=4, scale=1.0, seed=0, fresh=None):
     """The noise floor of ``model`` (a faithful copy: nothing of the user's is changed) around
     its ``reference`` outputs. ``fresh()``: a new copy per trial (a stochastic model must draw
@@ -103,13 +112,17 @@ def measure_noise_floor(model, reference, trials=4, scale=1.0, seed=0, fresh=Non
                 d = o.d
                 if not np.issubdtype(d.dtype, np.floating) or not d.size:
                     continue
-                size = np.sqrt(k * np.mean(np.square(d, dtype=np.float64))) if k > 1 else np.abs(d)
+                finite = np.isfinite(d)  # an infinity (Log of 0) is no magnitude to perturb by
+                if not finite.any():
+                    continue
+                size = np.sqrt(k * np.mean(np.square(d[finite], dtype=np.float64))) if k > 1 else \
+                    np.where(finite, np.abs(d), 0.0)
                 o.d = d + (rng.standard_normal(d.shape) * (scale * UNIT_ROUNDOFF) * size).astype(d.dtype)
 
         with fast_nnabla_imports():  # every hook reads and writes NNabla arrays
             feed(copy.inputs, copy.input_data)
             nn.forward_all(list(copy.outputs), function_post_hook=perturb)
         for i, (o, r) in enumerate(zip(copy.outputs, reference)):
-            deviations[i] = max(deviations[i], float(np.max(np.abs(o.d.astype(np.float64) - r))) if r.size else 0.0)
+            deviations[i] = max(deviations[i], _largest_deviation(o.d, r))
     return NoiseFloor(deviations, trials, scale)
 

@@ -69,8 +69,9 @@ def compare_arrays(actual, expected, tol, brief=False, noise=None):
     if a.shape != e.shape:
         return ArrayDiff(a.shape, False, size=e.size,
                          problem="shape {} differs from the original's {}".format(a.shape, e.shape))
-    both_nan = np.isnan(a) & np.isnan(e)
-    d = np.where(both_nan, 0.0, np.abs(a - e))
+    same = (a == e) | (np.isnan(a) & np.isnan(e))  # equal infinities and NaN on both sides agree
+    with np.errstate(invalid="ignore"):
+        d = np.where(same, 0.0, np.abs(a - e))
     d = np.where(np.isnan(d), np.inf, d)  # NaN on one side only is a mismatch
     ae = np.abs(np.where(np.isfinite(e), e, 0.0))
     scale = float(ae.max()) if ae.size else 0.0

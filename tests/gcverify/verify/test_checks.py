@@ -61,6 +61,17 @@ def test_nan_on_one_side_and_shape_mismatch_fail(rng):
     assert not bad.passed and "shape" in bad.problem
 
 
+def test_equal_infinities_agree_and_unequal_ones_do_not(rng):
+    # a Log of an exact zero is -inf in both graphs: no difference, and no false alarm
+    e = rng.normal(size=(6,))
+    e[1], e[4] = -np.inf, np.inf
+    assert compare_arrays(e.copy(), e, F32).passed
+    a = e.copy()
+    a[4] = -np.inf
+    d = compare_arrays(a, e, F32)
+    assert not d.passed and d.first_index == (4,)
+
+
 def test_outputs_that_cannot_be_compared_fail_with_a_verdict(rng):
     # every failing output has the wrong shape (a layout pass that forgot its final
     # transpose): the check must fail with a message, not crash looking for a tolerance

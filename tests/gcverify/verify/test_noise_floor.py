@@ -171,3 +171,24 @@ def test_a_fixed_tolerance_misses_what_the_floor_catches(models, monkeypatch):
     actual = evaluate([_fold(model)], model.inputs, model.input_data)
     assert numeric_check(actual, model.forward(), TOLERANCES["float32-fixed"]).passed
     assert not numeric_check(actual, model.forward(), TOLERANCES["float32"], floor.floors).passed
+
+
+def log_of_relu(x):
+    """conv-BN, then Log of a ReLU: every element the ReLU zeroes is -inf in both graphs."""
+    h = PF.batch_normalization(PF.convolution(x, 4, (3, 3), pad=(1, 1), name="c"), batch_stat=False, name="b")
+    return F.log(F.relu(h))
+
+
+def test_infinite_outputs_leave_the_floor_finite_and_the_verdict_honest(monkeypatch):
+    model = _spec("log_relu", log_of_relu, (2, 3, 8, 8)).build()
+    reference = model.forward()
+    assert np.isneginf(reference[0]).any() and np.isfinite(reference[0]).any()
+    floor = measure_noise_floor(copy_model(model), reference)
+    assert np.isfinite(floor.floors[0]) and floor.floors[0] > 0
+    honest = _verdict(model, floor, _fold(model))
+    assert honest.passed, honest.message()
+    _planted(monkeypatch, lambda mean, var, eps, gamma, beta: tuple(
+        (c * (1 + 1e-3)).astype(np.float32) if i == 0 else c
+        for i, c in enumerate(bn_scale_shift(mean, var, eps, gamma, beta))))
+    planted = _verdict(model, floor, _fold(model))
+    assert not planted.passed and planted.figures["noise_multiple"] > NOISE_MULTIPLE
