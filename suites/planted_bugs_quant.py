@@ -57,6 +57,19 @@ def _misses_relu6():
     return _wrap(FixedPointActivations, "rewrite", mutate)
 
 
+@planted("fp_misses_affine", "missed layer", FIXED_POINT,
+         "Affine weights left float (a weight quantizer written for convolutions only)")
+def _fp_misses_affine():
+    from converters.fixed_point import FixedPointWeights
+
+    def mutate(orig):
+        def plan(self, view):
+            self.functions = tuple(t for t in self.functions if t != "Affine")
+            return orig(self, view)
+        return plan
+    return _wrap(FixedPointWeights, "plan", mutate)
+
+
 @planted("fp_per_channel_axes", "wrong axis", FIXED_POINT,
          "per-channel steps taken over the reduced axes instead of the output-channel axes")
 def _per_channel_axes():
@@ -140,6 +153,18 @@ def _qdq_misses_deconv():
     def mutate(orig):
         def rewrite(self, f, inputs, b, plan):
             return None if f.info.type_name == "Deconvolution" else orig(self, f, inputs, b, plan)
+        return rewrite
+    return _wrap(QuantizeDequantize, "rewrite", mutate)
+
+
+@planted("qdq_misses_affine", "missed layer", QDQ,
+         "Affine left float, silently (a quantizer written for convolutions only)")
+def _qdq_misses_affine():
+    from converters.qdq import QuantizeDequantize
+
+    def mutate(orig):
+        def rewrite(self, f, inputs, b, plan):
+            return None if f.info.type_name == "Affine" else orig(self, f, inputs, b, plan)
         return rewrite
     return _wrap(QuantizeDequantize, "rewrite", mutate)
 

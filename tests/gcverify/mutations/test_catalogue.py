@@ -20,7 +20,7 @@ _MISSING = object()
 
 def test_every_bug_is_described_and_targets_registered_rows():
     ours = {spec.name for spec in default_converters().select("ours")}  # ours.py and compat.py
-    assert 25 <= len(BUGS) <= 40
+    assert len(BUGS) >= 42  # the catalogue only grows: a bug dropped by mistake fails here
     for bug in BUGS:
         assert re.fullmatch(r"[a-z0-9_]+", bug.name) and bug.kind and bug.description, bug.name
         assert bug.targets and set(bug.targets) <= ours, (bug.name, set(bug.targets) - ours)

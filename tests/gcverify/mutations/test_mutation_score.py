@@ -54,12 +54,14 @@ EVERY_MODEL = [
     ("fp_doubled_step", "fixed_point", None),
     ("fp_per_channel_axes", "fixed_point_per_channel", None),
     ("fp_misses_relu6", "fixed_point", "ReLU6"),
+    ("fp_misses_affine", "fixed_point", "Affine"),
     ("fp_relu_lost_clip", "fixed_point", "ReLU"),
     ("qdq_floor", "qdq_int4", None),  # only the elementary-function quantizer (n != 8) rounds itself
     ("qdq_channel_axis", "qdq", "Convolution"),
     ("qdq_zero_point_sign", "qdq_asymmetric", None),
     ("qdq_lost_clip", "qdq_int4", None),  # caught by the wide probe alone (verify/quant_check.py)
     ("qdq_misses_deconv", "qdq", "Deconvolution"),
+    ("qdq_misses_affine", "qdq", "Affine"),
 ]
 
 
