@@ -91,8 +91,7 @@ def _worktree(ref):
 
 def collected_ids(cwd):
     """The test ids ``pytest suites`` collects in checkout ``cwd`` (its default matrix)."""
-    done = subprocess.run([PYTHON] + COLLECT[:2] + ["--collect-only", "-q", "suites", "-p", "no:cacheprovider",
-                                                    "--gc-device=cpu"], cwd=cwd, text=True, capture_output=True,
+    done = subprocess.run([PYTHON] + COLLECT + ["--gc-device=cpu"], cwd=cwd, text=True, capture_output=True,
                           env=dict(os.environ, PYTHONPATH=cwd))
     return [line.strip() for line in done.stdout.splitlines() if "::" in line]
 
