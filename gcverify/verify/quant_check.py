@@ -30,7 +30,7 @@ from .numeric import numeric_check
 from .profile import sqnr_db
 from .quant_reference import record_ranges, reference_forward, reference_weights
 from .results import MAX_LINES, CheckResult
-from .structure import origins
+from .structure import origins, random_signature
 
 __all__ = ["quantization_check", "top1_agreement", "off_grid", "WIDER"]
 
@@ -121,7 +121,7 @@ def _wide_probe(spec, model, view, ranges, rerun, tol, noise, context):
     """Check 4 of the module docstring: a CheckResult, or the reason it was skipped."""
     if rerun is None:
         return "no way to rerun the converted graph"
-    if any("seed" in f.info.args for f in view.functions):
+    if random_signature(view):
         return "the graph has random functions"
     arrays = [np.asarray(x) for x in model.input_data]
     if not any(np.issubdtype(a.dtype, np.floating) for a in arrays):
